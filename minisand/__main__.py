@@ -1,0 +1,3 @@
+from minisand.cli.app import main
+
+main()
