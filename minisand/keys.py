@@ -3,7 +3,6 @@ console, where the guest's first-boot unit prints them between markers (a channe
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 
@@ -17,7 +16,7 @@ def ensure_client_key(path: Path, comment: str) -> str:
     """Creates an ed25519 key pair at path (0600) and path.pub if missing; returns the public key line."""
     pub = path.with_name(path.name + ".pub")
     if path.is_file() and pub.is_file():
-        os.chmod(path, 0o600)
+        path.chmod(0o600)
         return pub.read_text().strip()
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey

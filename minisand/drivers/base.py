@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Any, ClassVar, Protocol
 
@@ -19,7 +19,7 @@ GUEST_SSH_PORT = 22
 GUEST_APISERVER_PORT = 8443
 
 
-class MachineState(str, Enum):
+class MachineState(StrEnum):
     RUNNING = "Running"
     STOPPED = "Stopped"
     STARTING = "Starting"
@@ -107,6 +107,7 @@ def _replace(rec: MachineRecord, **kw: Any) -> MachineRecord:
 
 class Driver(Protocol):
     name: ClassVar[str]
+    spec: MachineSpec
 
     def preflight(self) -> None:
         """Raises DRIVER_UNAVAILABLE naming what is missing and how to fix it."""

@@ -25,6 +25,10 @@ class LocalRunner:
     def where(self) -> str:
         return "the local host"
 
+    @property
+    def prefix(self) -> list[str]:
+        return list(self._prefix)
+
     def _argv(self, argv: Sequence[str], sudo: bool) -> list[str]:
         return sudo_argv([*self._prefix, *argv], sudo, self._is_root)
 

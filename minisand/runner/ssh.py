@@ -9,7 +9,6 @@ import logging
 import secrets
 import select
 import shlex
-import socket
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -76,7 +75,7 @@ class SSHRunner:
             client.get_host_keys().add(name, ktype, paramiko.PKey.from_type_string(ktype, _b64(kb64)))
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         else:
-            client.set_missing_host_key_policy(_RecordPolicy(recorded))
+            client.set_missing_host_key_policy(_record_policy(recorded))
         pkey = paramiko.Ed25519Key.from_private_key_file(str(self.target.key_path))
         client.connect(self.target.host, port=self.target.port, username=self.target.user, pkey=pkey,
                        look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=15,
@@ -225,7 +224,7 @@ def _send_all(chan: paramiko.Channel, data: bytes) -> None:
     try:
         view = memoryview(data)
         while view:
-            n = chan.send(view[:65536])
+            n = chan.send(bytes(view[:65536]))
             if n <= 0:
                 break
             view = view[n:]
@@ -268,18 +267,19 @@ def _pump(chan: paramiko.Channel, on_out: Callable[[bytes], None], on_err: Calla
         if not drained:
             try:
                 select.select([chan], [], [], 0.5)
-            except (OSError, ValueError, socket.error):
+            except (OSError, ValueError):
                 time.sleep(0.05)
     code = chan.recv_exit_status()
     chan.close()
     return code if code >= 0 else 255
 
 
-class _RecordPolicy:
+def _record_policy(sink: list[str]) -> paramiko.MissingHostKeyPolicy:
     """Trust on first use (ssh driver only): accept the key once and hand it to the caller to pin."""
+    import paramiko
 
-    def __init__(self, sink: list[str]) -> None:
-        self._sink = sink
+    class RecordPolicy(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
+            sink.append(f"{key.get_name()} {key.get_base64()}")
 
-    def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
-        self._sink.append(f"{key.get_name()} {key.get_base64()}")
+    return RecordPolicy()

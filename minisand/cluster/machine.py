@@ -1,0 +1,98 @@
+"""Bringing one machine up: create or fix, boot, pin the guest's host key from its console, reach SSH."""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from pathlib import Path
+
+from minisand import ui
+from minisand.drivers import procs
+from minisand.drivers.base import Driver, MachineState
+from minisand.errors import ExitCode, MinisandError
+from minisand.keys import HOST_KEYS_END, fingerprint, host_keys_from_console, preferred_host_key
+from minisand.runner.base import CommandRunner
+
+log = logging.getLogger(__name__)
+
+
+def wait_console(path: Path, marker: str, timeout: float, alive: object = None) -> str:
+    """Waits until the console log at path contains marker; alive() False aborts early."""
+    deadline = time.monotonic() + timeout
+    while True:
+        text = path.read_text(errors="replace") if path.exists() else ""
+        if marker in text:
+            return text
+        if callable(alive) and not alive():
+            raise MinisandError("the machine stopped while booting", hint=f"see its console log {path}",
+                                code=ExitCode.DRIVER_ERROR)
+        if time.monotonic() > deadline:
+            raise MinisandError(f"the machine did not finish booting within {timeout:.0f}s",
+                                hint=f"see its console log {path}", code=ExitCode.DRIVER_ERROR)
+        time.sleep(0.2)
+
+
+def pin_host_key(driver: Driver, timeout: float) -> str | None:
+    """Reads the host key the guest printed on its console at this boot and pins it (first boot) or checks
+    it against the pinned one (later boots)."""
+    console = driver.console_log()
+    rec = driver.record()
+    if console is None or rec is None:
+        return None
+    text = wait_console(console, HOST_KEYS_END, timeout,
+                        alive=lambda: driver.state() not in (MachineState.STOPPED, MachineState.NONEXISTENT))
+    key = preferred_host_key(host_keys_from_console(text))
+    if key is None:
+        raise MinisandError("the guest printed no usable SSH host key on its console",
+                            hint=f"see {console}; is this a minisand ISO?", code=ExitCode.SSH_ERROR)
+    if rec.host_key and rec.host_key != key:
+        raise MinisandError(f"the guest's SSH host key changed: pinned {fingerprint(rec.host_key)}, "
+                            f"now {fingerprint(key)}",
+                            hint="the data disk was replaced or tampered with; `minisand delete` and start again",
+                            code=ExitCode.HOST_KEY_MISMATCH)
+    if not rec.host_key:
+        rec = dataclasses.replace(rec, host_key=key)
+        rec.save(driver.spec.machine_dir)
+        log.info("pinned host key %s for %s", fingerprint(key), rec.machine)
+    return key
+
+
+def bring_up(driver: Driver, boot_timeout: float = 300.0) -> CommandRunner:
+    """Create-or-fix then start: a stopped or half-created machine is started, not recreated."""
+    state = driver.state()
+    if state == MachineState.NONEXISTENT:
+        driver.create()
+    else:
+        driver.create()  # idempotent: repairs missing pieces (disk, files, domain)
+    if state == MachineState.PAUSED:
+        driver.stop(timeout=5)
+    started = time.monotonic()
+    driver.start()
+    pin_host_key(driver, boot_timeout)
+    runner = driver.runner()
+    runner.run(["true"], timeout=60)
+    log.info("machine reachable over SSH %.1fs after start", time.monotonic() - started)
+    return runner
+
+
+def stop_machine(driver: Driver, timeout: float) -> bool:
+    state = driver.state()
+    if state in (MachineState.STOPPED, MachineState.NONEXISTENT):
+        return False
+    driver.stop(timeout=timeout)
+    return True
+
+
+def port_is_free(port: int) -> bool:
+    return procs.port_free(port)
+
+
+def describe_state(state: MachineState) -> str:
+    return state.value
+
+
+def notice_accel(driver: Driver) -> None:
+    rec = driver.record()
+    if rec and rec.accel == "tcg":
+        ui.info("running under TCG software emulation (no usable KVM): expect a slow node")
