@@ -1,0 +1,119 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from minisand.cli.app import hoist_globals, run
+from minisand.config.model import ClusterConfig
+from minisand.config.store import ProfileStore
+from minisand.errors import ExitCode
+from minisand.paths import Home
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = run(argv)
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _one_line_error(err: str) -> None:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("minisand: ") and "hint:" in lines[0]
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(("argv", "code"), [
+    (["start", "--memory", "lots"], ExitCode.BAD_INPUT),
+    (["start", "--cpus", "0"], ExitCode.BAD_INPUT),
+    (["start", "--driver", "foo"], ExitCode.BAD_INPUT),
+    (["start", "--container-runtime", "docker"], ExitCode.BAD_INPUT),
+    (["start", "--insecure-registry", "http://r:5000"], ExitCode.BAD_INPUT),
+    (["status", "-p", "nope"], ExitCode.PROFILE_NOT_FOUND),
+    (["ssh", "-p", "nope"], ExitCode.PROFILE_NOT_FOUND),
+    (["ip"], ExitCode.PROFILE_NOT_FOUND),
+    (["stop"], ExitCode.PROFILE_NOT_FOUND),
+    (["-p", "Bad_Name", "status"], ExitCode.BAD_INPUT),
+    (["config", "set", "cpus", "0"], ExitCode.BAD_INPUT),
+    (["config", "set", "nosuch", "1"], ExitCode.BAD_INPUT),
+    (["start", "--bogus-flag"], ExitCode.USAGE),
+    (["delete", "--purge"], ExitCode.BAD_INPUT),
+])
+def test_bad_input_is_one_line_with_a_code(home: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
+                                           code: ExitCode) -> None:
+    got, _out, err = _run(argv, capsys)
+    assert got == code, err
+    _one_line_error(err)
+    assert not (home / "profiles" / "minisand").exists()
+
+
+def test_bad_input_leaves_an_existing_profile_intact(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = ProfileStore(Home(home))
+    cfg = ClusterConfig(name="minisand", driver="qemu", memory_mb=3000)
+    store.save(cfg)
+    before = Home(home).profile_config("minisand").read_bytes()
+    for argv in (["start", "--memory", "lots"], ["start", "--driver", "kvm2"], ["start", "--cpus", "0"]):
+        code, _o, err = _run(argv, capsys)
+        assert code == ExitCode.BAD_INPUT
+        _one_line_error(err)
+    assert Home(home).profile_config("minisand").read_bytes() == before
+
+
+def test_second_start_on_a_locked_profile(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = ProfileStore(Home(home))
+    store.save(ClusterConfig(name="minisand", driver="none"))
+    with store.lock("minisand"):
+        code, _o, err = _run(["stop"], capsys)
+    assert code == ExitCode.PROFILE_BUSY
+    _one_line_error(err)
+
+
+def test_globals_anywhere() -> None:
+    assert hoist_globals(["status", "-p", "dev", "-o", "json"]) == ["-p", "dev", "status", "-o", "json"]
+    assert hoist_globals(["ssh", "-pdev", "--", "ls", "-p", "x"]) == ["-p", "dev", "ssh", "--", "ls", "-p", "x"]
+    assert hoist_globals(["-v", "start", "--profile=x"]) == ["-v", "--profile=x", "start"]
+
+
+def test_config_set_get_view(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(["config", "set", "memory", "6g"], capsys)[0] == 0
+    assert _run(["config", "set", "registry-mirror", "http://a:5000,http://b:5000"], capsys)[0] == 0
+    code, out, _ = _run(["config", "get", "memory"], capsys)
+    assert (code, out.strip()) == (0, "6g")
+    code, out, _ = _run(["config", "view", "-o", "json"], capsys)
+    data = json.loads(out)
+    assert data["defaults"]["registry-mirror"] == ["http://a:5000", "http://b:5000"]
+    assert _run(["config", "unset", "memory"], capsys)[0] == 0
+    assert _run(["config", "get", "memory"], capsys)[0] == ExitCode.BAD_INPUT
+
+
+def test_version_and_completion(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["version", "-o", "json"], capsys)
+    assert code == 0 and json.loads(out)["minisandVersion"]
+    code, out, _ = _run(["completion", "bash"], capsys)
+    assert code == 0 and "_MINISAND_COMPLETE" in out
+
+
+def test_profile_list_empty(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["profile", "list"], capsys)
+    assert code == 0 and "No profiles" in out
+
+
+def test_delete_of_unknown_profile_is_a_no_op(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _out, err = _run(["delete", "-p", "ghost"], capsys)
+    assert code == 0 and "nothing to delete" in err
+
+
+@pytest.mark.allow_subprocess
+def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
+    probe = ("import sys, time; t=time.perf_counter(); from minisand.cli.app import run; rc=run(['--help']); "
+             "heavy=[m for m in ('kubernetes','paramiko','libvirt','requests') if m in sys.modules]; "
+             "print(repr((rc, heavy, time.perf_counter()-t)), file=sys.stderr)")
+    proc = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                          env={"PATH": "/usr/bin:/bin", "MINISAND_HOME": str(tmp_path)})
+    rc, heavy, _seconds = eval(proc.stderr.strip().splitlines()[-1])
+    assert rc == 0 and heavy == []
+    assert "start" in proc.stdout and "addons" in proc.stdout
