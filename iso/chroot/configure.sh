@@ -1,0 +1,81 @@
+#!/bin/sh
+# Runs INSIDE the rootfs chroot after the packages are installed and iso/rootfs/ is copied in.
+# Makes the image minisand's: the user, unit enablement, the boot-time trims that need the chroot's tools.
+set -eu
+
+GUEST_USER=minisand
+
+# --- the user (exists in the image; its key arrives every boot through fw_cfg or a cidata seed)
+if ! getent passwd "$GUEST_USER" >/dev/null; then
+    useradd --create-home --shell /bin/bash --user-group --password '*' "$GUEST_USER"
+fi
+chmod 0440 /etc/sudoers.d/minisand
+chmod 0755 /usr/lib/minisand/firstboot
+visudo -cq -f /etc/sudoers.d/minisand
+
+# --- no host keys in the image: the first-boot unit restores or generates them per machine
+rm -f /etc/ssh/ssh_host_*
+
+# --- units: what boots, what never does
+systemctl set-default multi-user.target
+systemctl enable minisand-firstboot.service systemd-networkd.service systemd-resolved.service \
+    containerd.service ssh.service
+for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer e2scrub_all.timer \
+        e2scrub_reap.service systemd-pstore.service getty@tty1.service remote-fs.target \
+        sshd-keygen.service systemd-networkd-wait-online.service; do
+    systemctl disable "$unit" >/dev/null 2>&1 || true
+done
+rm -f /etc/systemd/system/*.wants/sshd-keygen.service
+# Static units that only cost time on a live image (their conditions refer to a persistent /etc and /usr,
+# or they prompt on the console when /etc/machine-id is empty).
+for link in \
+    sysinit.target.wants/systemd-firstboot.service \
+    sysinit.target.wants/ldconfig.service \
+    sysinit.target.wants/systemd-hwdb-update.service \
+    sysinit.target.wants/systemd-journal-catalog-update.service \
+    sysinit.target.wants/systemd-update-done.service \
+    sysinit.target.wants/systemd-machine-id-commit.service \
+    sysinit.target.wants/systemd-random-seed.service \
+    sysinit.target.wants/systemd-hibernate-clear.service \
+    sysinit.target.wants/dracut-shutdown.service \
+    multi-user.target.wants/getty.target \
+    multi-user.target.wants/systemd-ask-password-wall.path \
+    getty.target.wants/getty-static.service; do
+    rm -f "/usr/lib/systemd/system/$link"
+done
+
+# --- /etc/systemd/system is persisted on the data disk (units minisand writes and enables survive a
+# reboot). The image's own enablement moves to /usr/lib/systemd/system so that directory can start empty.
+move_tree() {  # move_tree SRC DST: every entry of SRC into DST, replacing what DST had
+    src=$1 dst=$2
+    for entry in "$src"/* "$src"/.[!.]*; do
+        [ -e "$entry" ] || [ -L "$entry" ] || continue
+        name=${entry##*/}
+        if [ -d "$entry" ] && [ ! -L "$entry" ]; then
+            mkdir -p "$dst/$name"
+            move_tree "$entry" "$dst/$name"
+            rmdir "$entry"
+        else
+            rm -rf "${dst:?}/$name"
+            mv "$entry" "$dst/$name"
+        fi
+    done
+}
+move_tree /etc/systemd/system /usr/lib/systemd/system
+# relative symlinks keep working after the move; absolute ones into /etc/systemd/system would not
+if find /usr/lib/systemd/system -lname '/etc/systemd/system/*' | grep -q .; then
+    echo "configure.sh: a unit symlink still points into /etc/systemd/system" >&2
+    exit 1
+fi
+
+# --- a live image: machine-id comes from the data disk (or is transient without one)
+: > /etc/machine-id
+rm -f /var/lib/dbus/machine-id
+ln -sf /etc/machine-id /var/lib/dbus/machine-id
+
+# --- resolv.conf from systemd-resolved (DHCP's DNS server through networkd)
+ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
+
+# --- crictl talks to containerd
+printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n' \
+    > /etc/crictl.yaml
