@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from minisand.cluster.context import Context
+from minisand.config.model import ClusterConfig
 from minisand.errors import not_available
 
 
@@ -16,3 +19,8 @@ def enable(ctx: Context, name: str) -> None:
 
 def disable(ctx: Context, name: str, *, force: bool) -> None:
     raise not_available("addons")
+
+
+def reconcile(ctx: Context, cfg: ClusterConfig, nodes: list[Any]) -> None:
+    if cfg.addons:
+        raise not_available("addons")

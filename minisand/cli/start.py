@@ -41,6 +41,9 @@ def start(
                                                   "kubectl.")] = None,
     gvisor_mirror: Annotated[str | None, Opt("--gvisor-mirror",
                                              help="Base URL laid out like gVisor's release bucket.")] = None,
+    offline: Annotated[bool | None, Opt("--offline/--online",
+                                        help="Download only from the mirrors given (--binary-mirror, "
+                                             "--gvisor-mirror, --iso-url); never fall back to upstream.")] = None,
     nodes: Annotated[int | None, Opt("--nodes", "-n", help="Number of nodes. Default 1.")] = None,
     wait: Annotated[str | None, Opt(help="Components to wait for: all, none, or a comma list of apiserver,"
                                          "system_pods,node_ready,default_sa,apps_running.")] = None,
@@ -66,8 +69,6 @@ def start(
     ssh_user: Annotated[str | None, Opt("--ssh-user", help="ssh driver: user (default root).")] = None,
     ssh_key: Annotated[str | None, Opt("--ssh-key", help="ssh driver: private key file.")] = None,
     ssh_port: Annotated[int | None, Opt("--ssh-port", help="ssh driver: port (default 22).")] = None,
-    netns: Annotated[str | None, Opt("--netns", help="none driver: run the cluster inside this network "
-                                                     "namespace (ip netns).")] = None,
     dry_run: Annotated[bool, Opt("--dry-run", help="Print the plan; create nothing.")] = False,
     output: Annotated[str, Opt("--output", "-o", help="Plan format for --dry-run: text or json.")] = "text",
 ) -> None:
@@ -85,11 +86,11 @@ def start(
         memory=memory, disk_size=disk_size, iso_url=iso_url, iso_checksum=iso_checksum,
         image_mirror_country=image_mirror_country, image_repository=image_repository,
         registry_mirror=tup(registry_mirror), insecure_registry=tup(insecure_registry),
-        binary_mirror=binary_mirror, gvisor_mirror=gvisor_mirror, nodes=nodes, wait=wait,
+        binary_mirror=binary_mirror, gvisor_mirror=gvisor_mirror, offline=offline, nodes=nodes, wait=wait,
         wait_timeout=wait_timeout, addons=tup(addons), no_kubernetes=no_kubernetes,
         extra_config=tup(extra_config), qemu_accel=qemu_accel, guest_egress=guest_egress,
         guest_forward=tup(guest_forward), network=network, libvirt_uri=libvirt_uri,
-        ssh_ip_address=ssh_ip_address, ssh_user=ssh_user, ssh_key=ssh_key, ssh_port=ssh_port, netns=netns)
+        ssh_ip_address=ssh_ip_address, ssh_user=ssh_user, ssh_key=ssh_key, ssh_port=ssh_port)
     if output not in ("text", "json"):
         from minisand.errors import bad_input
 

@@ -33,6 +33,7 @@ class StartRequest:
     insecure_registry: tuple[str, ...] | None = None
     binary_mirror: str | None = None
     gvisor_mirror: str | None = None
+    offline: bool | None = None
     nodes: int | None = None
     wait: str | None = None
     wait_timeout: str | None = None
@@ -48,7 +49,6 @@ class StartRequest:
     ssh_user: str | None = None
     ssh_key: str | None = None
     ssh_port: int | None = None
-    netns: str | None = None
 
 
 @dataclass
@@ -273,6 +273,8 @@ def _mirrors(req: StartRequest, stored: MirrorConfig | None,
         insecure_registries=many(req.insecure_registry, st.insecure_registries, "insecure-registry"),
         binary_mirror=one(req.binary_mirror, st.binary_mirror, "binary-mirror"),
         gvisor_mirror=one(req.gvisor_mirror, st.gvisor_mirror, "gvisor-mirror"),
+        offline=req.offline if req.offline is not None else (st.offline if stored is not None
+                                                             else _setting(s, "offline") == "true"),
     )
     _validate_mirrors(cfg)
     return cfg, stored is not None and cfg != stored
@@ -312,8 +314,7 @@ def _driver_options(req: StartRequest, stored: DriverOptions | None, s: dict[str
         libvirt_uri=req.libvirt_uri or (stored.libvirt_uri if stored else None) or _setting(s, "libvirt-uri")
         or base.libvirt_uri,
         ssh_ip=req.ssh_ip_address or base.ssh_ip, ssh_user=req.ssh_user or base.ssh_user,
-        ssh_key=req.ssh_key or base.ssh_key, ssh_port=req.ssh_port or base.ssh_port,
-        netns=req.netns if req.netns is not None else base.netns)
+        ssh_key=req.ssh_key or base.ssh_key, ssh_port=req.ssh_port or base.ssh_port)
     if driver == "ssh":
         if not opts.ssh_ip:
             raise bad_input("the ssh driver needs --ssh-ip-address", "e.g. --ssh-ip-address=127.0.0.1")

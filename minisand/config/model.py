@@ -31,6 +31,7 @@ class MirrorConfig:
     insecure_registries: tuple[str, ...] = ()  # "HOST[:PORT]"
     binary_mirror: str | None = None
     gvisor_mirror: str | None = None
+    offline: bool = False  # only the configured mirrors: never fall back to upstream download sources
 
 
 @dataclass(frozen=True)
@@ -44,7 +45,6 @@ class DriverOptions:
     ssh_user: str = "root"
     ssh_key: str | None = None
     ssh_port: int = 22
-    netns: str | None = None  # none driver: run the cluster inside this network namespace
 
 
 @dataclass(frozen=True)

@@ -74,6 +74,7 @@ KEYS: dict[str, Key] = {k.name: k for k in (
         "base URL laid out like dl.k8s.io"),
     Key("gvisor-mirror", lambda s: v.check_url(s, "gvisor-mirror", ("http", "https", "file")),
         "base URL laid out like gVisor's release bucket"),
+    Key("offline", _bool, "use only the configured mirrors, never upstream download sources"),
     Key("nodes", _int_range(1, v.MAX_NODES), "number of nodes"),
     Key("wait", lambda s: s, "components to wait for (comma-separated, all, none)"),
     Key("wait-timeout", _int_range(10, 7200), "seconds to wait for components"),

@@ -1,12 +1,16 @@
 """The none driver: the host itself (Linux, root). It changes the host: containerd, kubelet and the control
-plane run here, with their state under /etc and /var/lib as kubeadm lays it out. With --netns NAME the whole
-cluster runs inside that network namespace."""
+plane run here, with their state under /etc and /var/lib as kubeadm lays it out. Services run under systemd when
+it is PID 1, else as supervised background processes (minisand.services.ProcessServices). To keep the cluster
+off the host's network, run minisand itself inside a network namespace (`nsenter --net=/run/netns/NAME
+minisand start --driver=none`): everything it starts inherits the namespace."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import platform
 import shutil
+import socket
 from pathlib import Path
 from typing import ClassVar
 
@@ -17,8 +21,9 @@ from minisand.runner.base import CommandRunner
 from minisand.runner.local import LocalRunner
 from minisand.runner.logged import LoggedRunner
 from minisand.runner.ssh import SSHTarget
+from minisand.services import Services
 
-REQUIRED = ("containerd", "runc", "iptables", "conntrack", "nsenter", "ip")
+REQUIRED = ("containerd", "runc", "iptables", "conntrack", "nsenter", "ip", "mount")
 
 
 def health() -> Health:
@@ -37,91 +42,82 @@ def create_driver(spec: MachineSpec) -> NoneDriver:
     return NoneDriver(spec)
 
 
+def node_ip() -> str:
+    """The address kubelet and the API server advertise: the source address of the default route, else the
+    first global IPv4 address, else loopback (a namespace without a default route)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # TEST-NET-1: a UDP connect sends nothing; it only picks a route
+            addr: str = s.getsockname()[0]
+            return addr
+        except OSError:
+            pass
+    res = LocalRunner().run(["ip", "-4", "-o", "addr", "show", "scope", "global"], check=False)
+    for line in res.out.splitlines():
+        fields = line.split()
+        if "inet" in fields:
+            return fields[fields.index("inet") + 1].split("/")[0]
+    return "127.0.0.1"
+
+
 class NoneDriver:
     name: ClassVar[str] = "none"
 
     def __init__(self, spec: MachineSpec) -> None:
         self.spec = spec
         self.dir = spec.machine_dir
-        self.netns = spec.options.netns
-
-    @property
-    def prefix(self) -> list[str]:
-        return ["nsenter", f"--net=/run/netns/{self.netns}", "--"] if self.netns else []
 
     def preflight(self) -> None:
         h = health()
         if not h.ok:
             raise MinisandError(f"the none driver is not usable: {h.reason}", hint=h.fix,
                                 code=ExitCode.DRIVER_UNAVAILABLE)
-        if self.netns and not Path(f"/run/netns/{self.netns}").exists():
-            raise MinisandError(f"network namespace {self.netns!r} does not exist",
-                                hint=f"create it with `ip netns add {self.netns}`", code=ExitCode.BAD_INPUT)
 
     def record(self) -> MachineRecord | None:
         return MachineRecord.load(self.dir)
 
-    def services(self) -> object:
+    def services(self) -> Services:
         from minisand.services import SystemdServices, systemd_is_init
 
-        if systemd_is_init() and not self.netns:
+        if systemd_is_init():
             return SystemdServices(self.runner())
         from minisand.drivers.none.host import process_services
 
-        return process_services(self.dir, self.prefix)
+        return process_services(self.dir)
 
     def state(self) -> MachineState:
         rec = self.record()
         if rec is None:
             return MachineState.NONEXISTENT
-        if rec.extra.get("state") == "stopped":
-            return MachineState.STOPPED
-        if self.netns and not Path(f"/run/netns/{self.netns}").exists():
-            return MachineState.ERROR
-        return MachineState.RUNNING
-
-    def _node_ip(self) -> str:
-        res = LocalRunner(self.prefix).run(["ip", "-4", "-o", "route", "get", "1.1.1.1"], check=False)
-        parts = res.out.split()
-        if "src" in parts:
-            return parts[parts.index("src") + 1]
-        res = LocalRunner(self.prefix).run(["ip", "-4", "-o", "addr", "show", "scope", "global"], check=False)
-        for line in res.out.splitlines():
-            fields = line.split()
-            if "inet" in fields:
-                return fields[fields.index("inet") + 1].split("/")[0]
-        return "127.0.0.1"
+        return MachineState.STOPPED if rec.extra.get("state") == "stopped" else MachineState.RUNNING
 
     def create(self) -> None:
         self.preflight()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        if self.record() is None:
+        rec = self.record()
+        if rec is None:
             ui.warn("the none driver changes this host: containerd, kubelet and the control plane will run here, "
                     "with state in /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and /var/lib/containerd")
-        ip = self._node_ip()
-        rec = self.record() or MachineRecord(machine=self.spec.machine, driver=self.name, ssh_user="root")
-        import dataclasses
-
+            rec = MachineRecord(machine=self.spec.machine, driver=self.name, ssh_user="root")
+        ip = node_ip()
         rec = dataclasses.replace(rec, ssh_host="", ssh_port=0, node_ip=ip, apiserver_host=ip,
-                                  apiserver_port=GUEST_APISERVER_PORT,
-                                  extra={**rec.extra, "netns": self.netns or ""})
+                                  apiserver_port=GUEST_APISERVER_PORT)
         rec.save(self.dir)
 
     def _set_state(self, state: str) -> None:
-        import dataclasses
-
         rec = self.record()
         if rec is not None:
             dataclasses.replace(rec, extra={**rec.extra, "state": state}).save(self.dir)
 
     def start(self) -> None:
         self.create()
+        self.services().start("containerd")
         self._set_state("running")
 
     def stop(self, timeout: float = 90.0) -> None:
         from minisand.drivers.none.host import stop_node
 
-        stop_node(self)
+        stop_node(self.services())
         self._set_state("stopped")
 
     def kill(self) -> None:
@@ -131,14 +127,14 @@ class NoneDriver:
         from minisand.drivers.none.host import reset_node
 
         if self.record() is not None:
-            reset_node(self)
+            reset_node(self.runner(), self.services())
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def ssh_target(self) -> SSHTarget | None:
         return None
 
     def runner(self) -> CommandRunner:
-        return LoggedRunner(LocalRunner(self.prefix), self.spec.machine)
+        return LoggedRunner(LocalRunner(), self.spec.machine)
 
     def console_log(self) -> Path | None:
         return None

@@ -1,34 +1,86 @@
-"""Host-side service control for the none driver (filled in by the Kubernetes bootstrap)."""
+"""Service control for the none driver on hosts without systemd: containerd and kubelet as supervised
+background processes, and the clean-up that leaves the host as it was (kubeadm reset, pod shims, CNI bridge)."""
 
 from __future__ import annotations
 
+import contextlib
+import shlex
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from minisand.services import ProcessDef, ProcessServices
+from minisand.drivers import procs
+from minisand.guestpaths import BIN_DIR, CNI_CONF_DIR, STATE_DIR
+from minisand.runner.base import CommandRunner
+from minisand.services import ProcessDef, ProcessServices, Services
 
-if TYPE_CHECKING:
-    from minisand.drivers.none.driver import NoneDriver
+CONTAINERD_SOCK = Path("/run/containerd/containerd.sock")
+VERSION_FILE = Path(str(STATE_DIR)) / "kubernetes-version"
 
 
 def _containerd_argv() -> list[str]:
     return [shutil.which("containerd") or "containerd", "--config", "/etc/containerd/config.toml"]
 
 
-def process_services(state_dir: Path, prefix: list[str]) -> ProcessServices:
-    return ProcessServices(state_dir / "services", prefix, {
-        "containerd": ProcessDef(argv=_containerd_argv,
-                                 ready=lambda: Path("/run/containerd/containerd.sock").exists()),
+def _kubelet_argv() -> list[str]:
+    version = VERSION_FILE.read_text().strip()
+    flags: list[str] = []
+    env = Path("/var/lib/kubelet/kubeadm-flags.env")
+    if env.exists():
+        for line in env.read_text().splitlines():
+            if line.startswith("KUBELET_KUBEADM_ARGS="):
+                flags = shlex.split(line.split("=", 1)[1].strip().strip('"'))
+    return [str(Path(str(BIN_DIR)) / version / "kubelet"),
+            "--bootstrap-kubeconfig=/etc/kubernetes/bootstrap-kubelet.conf",
+            "--kubeconfig=/etc/kubernetes/kubelet.conf", "--config=/var/lib/kubelet/config.yaml", *flags]
+
+
+def _containerd_ready() -> bool:
+    import socket
+
+    if not CONTAINERD_SOCK.exists():
+        return False
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(CONTAINERD_SOCK))
+        except OSError:
+            return False
+    return True
+
+
+def process_services(state_dir: Path) -> ProcessServices:
+    return ProcessServices(state_dir / "services", [], {
+        "containerd": ProcessDef(argv=_containerd_argv, ready=_containerd_ready),
+        "kubelet": ProcessDef(argv=_kubelet_argv),
     })
 
 
-def stop_node(driver: NoneDriver) -> None:
-    services = process_services(driver.dir, driver.prefix)
+def stop_node(services: Services) -> None:
     for name in ("kubelet", "containerd"):
-        if name in services.defs:
-            services.stop(name)
+        services.stop(name)
+    _kill_shims()
 
 
-def reset_node(driver: NoneDriver) -> None:
-    stop_node(driver)
+def _kill_shims() -> None:
+    """containerd's shims outlive containerd by design; on stop they go too (their containers with them)."""
+    for pid_dir in Path("/proc").iterdir():
+        if not pid_dir.name.isdigit():
+            continue
+        argv = procs.cmdline(int(pid_dir.name))
+        if argv and Path(argv[0]).name.startswith("containerd-shim") and "k8s.io" in argv:
+            procs.kill(int(pid_dir.name), "containerd-shim", grace=5)
+
+
+def reset_node(runner: CommandRunner, services: Services) -> None:
+    version = VERSION_FILE.read_text().strip() if VERSION_FILE.exists() else ""
+    kubeadm = Path(str(BIN_DIR)) / version / "kubeadm"
+    services.stop("kubelet")
+    if version and kubeadm.exists() and _containerd_ready():
+        runner.run([str(kubeadm), "reset", "--force", "--cri-socket", f"unix://{CONTAINERD_SOCK}"], check=False,
+                   timeout=600)
+    stop_node(services)
+    runner.run(["ip", "link", "delete", "cni0"], check=False, timeout=30)
+    for path in (Path(str(CNI_CONF_DIR)) / "1-minisand-bridge.conflist", Path("/var/lib/cni/networks/minisand")):
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            path.unlink()
+        shutil.rmtree(path, ignore_errors=True)
+    shutil.rmtree(Path(str(STATE_DIR)), ignore_errors=True)

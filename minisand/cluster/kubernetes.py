@@ -1,0 +1,147 @@
+"""Kubernetes on the nodes: binaries, preload, kubeadm init (or restart, or recovery), kubeconfig, workers, wait."""
+
+from __future__ import annotations
+
+import base64
+import logging
+from pathlib import PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+from minisand import ui
+from minisand.bootstrap import binaries, cni, kubeadm, kubeconfig, preload, wait
+from minisand.cluster.context import Context
+from minisand.cluster.timing import PhaseTimer
+from minisand.config.model import ClusterConfig
+from minisand.drivers.base import MachineRecord
+from minisand.errors import ExitCode, MinisandError
+from minisand.fsutil import atomic_write_text
+from minisand.guestpaths import STATE_DIR
+from minisand.images.kubeadm import control_plane_images
+
+if TYPE_CHECKING:
+    from minisand.cluster.provision import Node
+
+log = logging.getLogger(__name__)
+
+ADMIN_CONF = PurePosixPath("/etc/kubernetes/admin.conf")
+VERSION_FILE = STATE_DIR / "kubernetes-version"
+
+
+def _record(node: Node) -> MachineRecord:
+    rec = node.driver.record()
+    if rec is None:
+        raise MinisandError(f"machine {node.machine} has no state", code=ExitCode.DRIVER_ERROR,
+                            hint="`minisand delete` and start again")
+    return rec
+
+
+def server_url(node: Node) -> str:
+    rec = _record(node)
+    return f"https://{rec.apiserver_host}:{rec.apiserver_port}"
+
+
+def _control_plane_host(node: Node) -> str:
+    return node.facts.ip if node.driver.name == "none" else kubeadm.CONTROL_PLANE_HOST
+
+
+def _params(cfg: ClusterConfig, node: Node, repository: str, token: str) -> kubeadm.KubeadmParams:
+    rec = _record(node)
+    sans = tuple(x for x in (rec.apiserver_host, rec.node_ip) if x)
+    return kubeadm.KubeadmParams(
+        kubernetes_version=cfg.kubernetes_version, cluster_name=cfg.name, node_name=node.machine,
+        node_ip=node.facts.ip, image_repository=repository, token=token, cgroup_driver=node.facts.cgroup_driver,
+        fail_cgroup_v1=node.facts.cgroup_v2, cert_sans=sans, extra_config=cfg.extra_config,
+        health_timeout="20m0s")
+
+
+def _prepare_node(cfg: ClusterConfig, node: Node, cp_ip: str) -> None:
+    """Files every node needs before kubeadm: /etc/hosts (VMs), the kubelet unit, the CNI config, the version."""
+    r = node.runner
+    if node.driver.name not in ("none", "ssh"):
+        r.write_file(PurePosixPath("/etc/hosts"), kubeadm.render_hosts(node.machine, node.facts.ip, cp_ip).encode())
+    if node.facts.systemd:
+        unit = PurePosixPath("/etc/systemd/system/kubelet.service")
+        text = kubeadm.render_kubelet_unit(cfg.kubernetes_version).encode()
+        current = r.run(["cat", str(unit)], sudo=True, check=False, timeout=30).stdout
+        if current != text:
+            r.write_file(unit, text)
+            node.services.daemon_reload()
+    index = cfg.machine_names().index(node.machine)
+    conflist = cni.render_bridge(cni.node_pod_cidr(kubeadm.POD_SUBNET, index)).encode()
+    if r.run(["cat", str(cni.CONFLIST)], sudo=True, check=False, timeout=30).stdout != conflist:
+        r.write_file(cni.CONFLIST, conflist)
+    r.write_file(VERSION_FILE, f"{cfg.kubernetes_version}\n".encode())
+    r.run(["modprobe", "-a", "overlay", "br_netfilter"], sudo=True, check=False, timeout=60)
+
+
+def bootstrap(ctx: Context, cfg: ClusterConfig, nodes: list[Node], repository: str, timer: PhaseTimer) -> None:
+    cp = nodes[0]
+    with timer.phase("binaries"):
+        ui.step(f"Preparing Kubernetes {cfg.kubernetes_version} ...")
+        bins = binaries.ensure_host_binaries(ctx.home, cfg.kubernetes_version, cfg.mirrors)
+        timer.count("downloaded_bytes", sum(b.downloaded_bytes for b in bins.values()))
+        for node in nodes:
+            timer.count("copied_bytes", binaries.install_in_guest(node.runner, cfg.kubernetes_version, bins))
+    refs = [str(i) for i in control_plane_images(cfg.kubernetes_version, repository)]
+    tar = preload.tarball(ctx.home, cfg.kubernetes_version, repository, binaries.host_arch())
+    with timer.phase("preload"):
+        for node in nodes:
+            timer.count("preload_bytes", preload.restore(node.runner, tar, refs))
+    cp_ip = cp.facts.ip
+    for node in nodes:
+        _prepare_node(cfg, node, cp_ip)
+    with timer.phase("kubeadm"):
+        _control_plane(cfg, cp, repository)
+        admin = _fetch_kubeconfig(ctx, cfg, cp)
+        for worker in nodes[1:]:
+            _worker(cfg, cp, worker, repository)
+    with timer.phase("wait"):
+        if cfg.wait:
+            ui.step(f"Waiting for: {', '.join(cfg.wait)} (up to {cfg.wait_timeout:.0f}s) ...")
+        wait.wait_for(admin, cfg.wait, cfg.wait_timeout)
+    with timer.phase("preload-save"):
+        saved = preload.save(cp.runner, tar, refs)
+        if saved:
+            log.info("saved a %d-byte preload tarball at %s", saved, tar)
+
+
+def _control_plane(cfg: ClusterConfig, cp: Node, repository: str) -> None:
+    k = kubeadm.Kubeadm(cp.runner, cp.services, cfg.kubernetes_version)
+    if k.exists(kubeadm.INIT_DONE) and k.exists(ADMIN_CONF):
+        ui.step("Restarting the existing control plane ...")
+        if not cp.services.is_active("kubelet"):
+            cp.services.enable("kubelet")
+            cp.services.start("kubelet")
+        return
+    if k.exists(ADMIN_CONF) or k.exists(PurePosixPath("/etc/kubernetes/manifests/kube-apiserver.yaml")):
+        ui.info("an earlier kubeadm init did not finish: resetting the node first")
+        k.reset()
+    else:
+        k.stop_stale_kubeadm()
+    ui.step("Booting up the control plane (kubeadm init) ...")
+    config = kubeadm.render_init(_params(cfg, cp, repository, kubeadm.new_token()))
+    k.init(config)
+
+
+def _worker(cfg: ClusterConfig, cp: Node, worker: Node, repository: str) -> None:
+    k = kubeadm.Kubeadm(worker.runner, worker.services, cfg.kubernetes_version)
+    if k.exists(kubeadm.JOIN_DONE) and k.exists(PurePosixPath("/etc/kubernetes/kubelet.conf")):
+        if not worker.services.is_active("kubelet"):
+            worker.services.start("kubelet")
+        return
+    if k.exists(PurePosixPath("/etc/kubernetes/kubelet.conf")):
+        k.reset()
+    ui.step(f"Joining node {worker.machine!r} ...")
+    token, ca_hash = kubeadm.Kubeadm(cp.runner, cp.services, cfg.kubernetes_version).join_token()
+    params = _params(cfg, worker, repository, token)
+    k.join(kubeadm.render_join(params, ca_hash))
+
+
+def _fetch_kubeconfig(ctx: Context, cfg: ClusterConfig, cp: Node) -> dict[str, Any]:
+    admin = cp.runner.read_file(ADMIN_CONF).decode()
+    data = kubeconfig.for_profile(admin, cfg.name, server_url(cp))
+    ca = data["clusters"][0]["cluster"].get("certificate-authority-data", "")
+    atomic_write_text(ctx.home.profile_dir(cfg.name) / "ca.crt", base64.b64decode(ca).decode(), mode=0o644)
+    path = kubeconfig.merge(data, cfg.name)
+    log.info("kubeconfig context %s written to %s", cfg.name, path)
+    return data
