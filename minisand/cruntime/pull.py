@@ -31,10 +31,14 @@ class Crictl:
 
 
 def _short_reason(text: str) -> str:
-    """crictl's last line carries the gRPC chain; keep its innermost cause."""
+    """crictl's last line carries containerd's whole error chain; keep its innermost cause, e.g.
+    `dial tcp 127.0.0.1:5003: connect: connection refused` or `http: server gave HTTP response to HTTPS client`."""
+    text = text.replace('\\"', '"')
     for marker in ("desc = ", "msg="):
         if marker in text:
             text = text.rsplit(marker, 1)[-1]
+    if '": ' in text:
+        text = text.rsplit('": ', 1)[-1]
     return text.strip().strip('"')[:300]
 
 
