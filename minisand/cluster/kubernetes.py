@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import logging
 from pathlib import PurePosixPath
 from typing import TYPE_CHECKING, Any
@@ -142,6 +143,7 @@ def _fetch_kubeconfig(ctx: Context, cfg: ClusterConfig, cp: Node) -> dict[str, A
     data = kubeconfig.for_profile(admin, cfg.name, server_url(cp))
     ca = data["clusters"][0]["cluster"].get("certificate-authority-data", "")
     atomic_write_text(ctx.home.profile_dir(cfg.name) / "ca.crt", base64.b64decode(ca).decode(), mode=0o644)
+    atomic_write_text(ctx.home.profile_dir(cfg.name) / "kubeconfig.json", json.dumps(data), mode=0o600)
     path = kubeconfig.merge(data, cfg.name)
     log.info("kubeconfig context %s written to %s", cfg.name, path)
     return data
