@@ -44,7 +44,8 @@ KUBEADM_PINS: dict[tuple[int, int], KubeadmPins] = {
     (1, 36): KubeadmPins(
         coredns="v1.14.2", etcd="3.6.8-0", pause="3.10.2",
         source="k8s.io/kubernetes@v1.36.4 cmd/kubeadm/app/constants/constants.go, read from the module zip: "
-               "CoreDNSVersion v1.14.2, PauseVersion 3.10.2, SupportedEtcdVersion[36]=3.6.8-0"),
+               "CoreDNSVersion v1.14.2, PauseVersion 3.10.2, SupportedEtcdVersion[36]=3.6.8-0; the whole list "
+               "checked against `kubeadm config images list` of a kubeadm v1.36.4 binary (tests/unit/golden)"),
     (1, 37): KubeadmPins(
         coredns="v1.14.2", etcd="3.6.8-0", pause="3.10.2",
         source="provisional: kubeadm 1.37's constants.go was not readable here; these are v1.36.4's values, "

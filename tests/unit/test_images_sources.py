@@ -197,3 +197,15 @@ def test_validate_mirrors_rejects_bad_input_with_one_line(mirrors: MirrorConfig,
     assert err.value.code == ExitCode.BAD_INPUT
     assert fragment in err.value.message
     assert err.value.hint and "\n" not in err.value.one_line()
+
+
+@pytest.mark.parametrize("recorded", sorted(GOLDEN.glob("kubeadm-v1.36.4-*.txt")), ids=lambda p: p.name)
+def test_image_list_equals_real_kubeadm_output(recorded: Path) -> None:
+    """Recorded output of the real kubeadm v1.36.4 binary: our list must be identical, order included."""
+    theirs = kubeadm.parse_images_list(recorded.read_text())
+    repository = theirs[0].name.rsplit("/kube-apiserver", 1)[0]
+    assert kubeadm.control_plane_images("v1.36.4", repository) == theirs
+
+
+def test_recorded_kubeadm_outputs_cover_default_cn_and_custom() -> None:
+    assert len(list(GOLDEN.glob("kubeadm-v1.36.4-*.txt"))) == 3
