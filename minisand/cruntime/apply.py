@@ -102,7 +102,8 @@ def sync_hosts(runner: CommandRunner, plan: ContainerdPlan) -> tuple[tuple[str, 
                        check=False)
             removed.append(registry)
     manifest = json.dumps(sorted(plan.hosts_text)) + "\n"
-    if plan.hosts_text or removed or _read_optional(runner, plan.manifest_path) is not None:
+    current = _read_optional(runner, plan.manifest_path)
+    if current != manifest and (plan.hosts_text or current is not None):
         runner.write_file(plan.manifest_path, manifest.encode(), mode=0o644)
     return tuple(written), tuple(removed)
 

@@ -12,6 +12,7 @@ from minisand.images.sources import (
     binary_sources,
     choose_repository,
     iso_urls,
+    mirror_advice,
     rewrite_image,
     source_candidates,
     validate_mirrors,
@@ -19,7 +20,8 @@ from minisand.images.sources import (
 
 __all__ = [
     "BinarySource", "ImageMirrors", "ImageRef", "RegistryHosts", "SourceCandidates", "binary_sources",
-    "choose_repository", "control_plane_images", "coredns_image", "iso_urls", "known_countries", "parse_image",
+    "choose_repository", "control_plane_images", "coredns_image", "iso_urls", "known_countries", "mirror_advice",
+    "parse_image",
     "pause_image", "pins_for", "preset_for", "registry_hosts", "render_hosts_toml", "rewrite_image",
     "source_candidates", "validate_mirrors",
 ]

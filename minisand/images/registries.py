@@ -13,6 +13,7 @@ Rules:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -21,6 +22,7 @@ from minisand.config.validate import check_host_port, check_url
 from minisand.errors import bad_input
 from minisand.images.ref import DOCKER_HUB, canonical_registry
 
+_CIDR = re.compile(r"^[0-9.]+/\d{1,2}$|^[0-9a-fA-F:]+/\d{1,3}$")
 MIRROR_FLAG = "--registry-mirror"
 INSECURE_FLAG = "--insecure-registry"
 PULL = ("pull", "resolve")
@@ -103,6 +105,9 @@ def parse_registry_mirror(text: str) -> MirrorSpec:
 def parse_insecure_registry(text: str) -> str:
     """One --insecure-registry value: HOST[:PORT], no scheme, no path."""
     value = text.strip()
+    if _CIDR.match(value):
+        raise bad_input(f"{INSECURE_FLAG} {text!r} is a CIDR range, which containerd cannot match",
+                        f"name each registry as HOST[:PORT], e.g. {INSECURE_FLAG}=10.0.0.5:5000")
     if "/" in value and "://" not in value:
         raise bad_input(f"{INSECURE_FLAG} {text!r} must not have a path",
                         f"name the registry as HOST[:PORT], e.g. {INSECURE_FLAG}={value.split('/')[0]}")

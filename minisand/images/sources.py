@@ -159,3 +159,16 @@ def iso_urls(default_url: str, mirrors: MirrorConfig) -> list[str]:
     file_name = default_url.rstrip("/").rsplit("/", 1)[-1]
     bases = source_candidates(mirrors).iso_bases
     return list(_dedupe([*(f"{b.rstrip('/')}/{file_name}" for b in bases), default_url]))
+
+
+def mirror_advice(mirrors: MirrorConfig) -> list[str]:
+    """Warnings about flag combinations that are valid but will not do what the user probably wants."""
+    notes: list[str] = []
+    candidates = source_candidates(mirrors)
+    flat_k8s_mirror = any(h.registry in KUBERNETES_REGISTRIES and any(e.override_path for e in h.hosts)
+                          for h in candidates.registry_hosts)
+    if flat_k8s_mirror and candidates.repository_candidates == (DEFAULT_IMAGE_REPOSITORY,):
+        notes.append("a path-prefixed mirror for registry.k8s.io serves flat names, but kubeadm pulls "
+                     "registry.k8s.io/coredns/coredns: also pass --image-repository=<that mirror's HOST/PATH> "
+                     "(or --image-mirror-country=cn) so nested names are rewritten")
+    return notes

@@ -132,7 +132,7 @@ def test_same_plan_again_changes_nothing_and_does_not_restart() -> None:
     assert not result.config_changed and not result.restarted and result.hosts_written == ()
     assert guest.restarts == 1
     real_writes = [w for w in guest.writes if not w.endswith(".minisand-check")]
-    assert real_writes[writes_before:] == [f"{CERTS}/.minisand-managed"]
+    assert real_writes[writes_before:] == []
 
 
 def test_changed_mirrors_rewrite_hosts_toml_without_a_restart() -> None:

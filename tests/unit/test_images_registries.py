@@ -88,6 +88,7 @@ def test_parse_registry_mirror(text: str, registry: str, url: str, override: boo
     ((), ("registry.local:5000/path",), "must not have a path"),
     ((), ("registry.local:0",), "invalid port"),
     ((), ("registry.local", "registry.local"), "given twice"),
+    ((), ("10.0.0.0/8",), "CIDR range"),
 ])
 def test_bad_flags_fail_before_anything_is_built(mirrors: tuple[str, ...], insecure: tuple[str, ...],
                                                   fragment: str) -> None:

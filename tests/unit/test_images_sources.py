@@ -209,3 +209,13 @@ def test_image_list_equals_real_kubeadm_output(recorded: Path) -> None:
 
 def test_recorded_kubeadm_outputs_cover_default_cn_and_custom() -> None:
     assert len(list(GOLDEN.glob("kubeadm-v1.36.4-*.txt"))) == 3
+
+
+def test_advice_for_a_flat_kubernetes_mirror_without_a_repository() -> None:
+    from minisand.images.sources import mirror_advice
+
+    flat = ("registry.k8s.io=https://registry.cn-hangzhou.aliyuncs.com/google_containers",)
+    (note,) = mirror_advice(MirrorConfig(registry_mirrors=flat))
+    assert "coredns/coredns" in note and "--image-repository" in note
+    assert mirror_advice(MirrorConfig(registry_mirrors=flat, image_mirror_country="cn")) == []
+    assert mirror_advice(MirrorConfig(registry_mirrors=("registry.k8s.io=https://m.example",))) == []
