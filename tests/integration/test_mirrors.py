@@ -111,13 +111,18 @@ def test_docker_io_pull_is_served_by_the_mirror(ctd: ContainerdHost, registries:
     assert ctd.daemon is not None and ctd.daemon.pid == pid and ctd.starts == 1
 
 
-def test_registry_k8s_io_pull_is_served_by_a_path_prefixed_mirror(
-        ctd: ContainerdHost, registries: dict[str, LocalRegistry]) -> None:
-    plan = apply_mirrors(ctd, f"registry.k8s.io=http://{MIRROR_A}/google_containers")
+@pytest.mark.parametrize(("suffix", "repository"), [("", "pause"), ("/google_containers", "google_containers/pause")],
+                         ids=["plain-mirror", "path-prefixed-mirror"])
+def test_registry_k8s_io_pull_is_served_by_the_mirror(ctd: ContainerdHost, registries: dict[str, LocalRegistry],
+                                                      suffix: str, repository: str) -> None:
+    plan = apply_mirrors(ctd, f"registry.k8s.io=http://{MIRROR_A}{suffix}")
     hosts_toml = Path(plan.hosts_path("registry.k8s.io")).read_text()
-    assert f'[host."http://{MIRROR_A}/v2/google_containers"]' in hosts_toml and "override_path = true" in hosts_toml
+    assert (f'[host."http://{MIRROR_A}/v2{suffix}"]' in hosts_toml) == bool(suffix)
+    assert ("override_path = true" in hosts_toml) == bool(suffix)
+    before = len(registries["a"].manifest_requests(repository, PAUSE_TAG))
     pull_image(ctd.runner, f"registry.k8s.io/pause:{PAUSE_TAG}", hosts=plan.hosts, crictl=ctd.crictl)
-    assert served(registries["a"], "google_containers/pause", PAUSE_TAG, "registry.k8s.io")
+    fresh = registries["a"].manifest_requests(repository, PAUSE_TAG)[before:]
+    assert any(r.ns == "registry.k8s.io" and r.status == 200 for r in fresh)
 
 
 def test_probe_in_containerd_chooses_the_first_repository_that_answers(
