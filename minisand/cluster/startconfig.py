@@ -199,6 +199,9 @@ def resolve(name: str, req: StartRequest, existing: ClusterConfig | None,
         no_kubernetes=no_k8s, cpus=cpus, memory_mb=memory, disk_mb=disk, nodes=nodes, wait=wait,
         wait_timeout=wait_timeout, addons=addons, extra_config=extra, iso_url=iso_url, iso_checksum=iso_checksum,
         mirrors=mirrors, driver_options=options)
+    from minisand.images.sources import mirror_advice
+
+    warnings += mirror_advice(mirrors)
     return Resolved(cfg, warnings, changed)
 
 
@@ -281,6 +284,9 @@ def _mirrors(req: StartRequest, stored: MirrorConfig | None,
 
 
 def _validate_mirrors(cfg: MirrorConfig) -> None:
+    from minisand.images.sources import validate_mirrors
+
+    validate_mirrors(cfg)
     for item in cfg.registry_mirrors:
         url = item.split("=", 1)[1] if "=" in item.split("://", 1)[0] else item
         v.check_url(url, "--registry-mirror")

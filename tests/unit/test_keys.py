@@ -3,8 +3,14 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
-from minisand.keys import (HOST_KEYS_BEGIN, HOST_KEYS_END, ensure_client_key, fingerprint, host_keys_from_console,
-                           preferred_host_key)
+from minisand.keys import (
+    HOST_KEYS_BEGIN,
+    HOST_KEYS_END,
+    ensure_client_key,
+    fingerprint,
+    host_keys_from_console,
+    preferred_host_key,
+)
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMyIuNaRP0y0VhCYZeIbQ0xS0SxJk7aXD3G5tD0x6mP1"
 EC = ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTYAAABBBEm2yBLjGpmRHKk7CPPb3MZZgQCu5SM8"
@@ -23,7 +29,8 @@ def test_client_key_is_private_and_stable(tmp_path: Path) -> None:
 
 
 def test_host_keys_from_the_last_boot_block() -> None:
-    old = f"{HOST_KEYS_BEGIN}\nssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDO\n{HOST_KEYS_END}"
+    stale = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDOLDO"
+    old = f"{HOST_KEYS_BEGIN}\n{stale}\n{HOST_KEYS_END}"
     new = f"{HOST_KEYS_BEGIN}\r\n{EC}\r\n{ED} root@dev\r\n{HOST_KEYS_END}\r\n"
     log = f"boot 1\n{old}\nreboot\n[  1.0] noise\n{new}login:"
     keys = host_keys_from_console(log)

@@ -21,7 +21,8 @@ def test_roundtrip_is_exact_and_private(tmp_path: Path) -> None:
     cfg = ClusterConfig(name="dev", driver="qemu", cpus=3, memory_mb=3000,
                         mirrors=MirrorConfig(registry_mirrors=("docker.io=http://m:5000",),
                                              insecure_registries=("m:5000",)),
-                        driver_options=DriverOptions(guest_egress=False, guest_forwards=("10.0.2.100:5000=127.0.0.1:5000",)))
+                        driver_options=DriverOptions(guest_egress=False,
+                                                     guest_forwards=("10.0.2.100:5000=127.0.0.1:5000",)))
     store.save(cfg)
     assert store.load("dev") == cfg
     path = Home(tmp_path).profile_config("dev")
