@@ -44,6 +44,31 @@ for link in \
     rm -f "/usr/lib/systemd/system/$link"
 done
 
+# Units and generators a live VM never needs. In an image whose /usr never changes, deleting a unit file is
+# masking it; instances of modprobe@ are masked with /dev/null links (the template stays).
+for f in \
+    system/systemd-remount-fs.service system/systemd-network-generator.service \
+    system/systemd-firstboot.service system/ldconfig.service system/systemd-hwdb-update.service \
+    system/systemd-update-done.service system/systemd-journal-catalog-update.service \
+    system/systemd-machine-id-commit.service system/systemd-pstore.service system/systemd-binfmt.service \
+    system/proc-sys-fs-binfmt_misc.automount system/proc-sys-fs-binfmt_misc.mount \
+    system/sys-fs-fuse-connections.mount system/sys-kernel-config.mount system/sys-kernel-debug.mount \
+    system/sys-kernel-tracing.mount system/dev-hugepages.mount system/systemd-sysusers.service \
+    system/systemd-ask-password-console.path system/systemd-ask-password-wall.path \
+    system/systemd-sysext.socket system/systemd-sysinstall.socket system/systemd-factory-reset.socket \
+    system/systemd-mute-console.socket system/systemd-journal-flush.service \
+    system/e2scrub_all.timer system/e2scrub_reap.service system/fstrim.timer system/dpkg-db-backup.timer \
+    system/apt-daily.timer system/apt-daily-upgrade.timer system/systemd-tmpfiles-clean.timer \
+    system-generators/systemd-gpt-auto-generator system-generators/systemd-hibernate-resume-generator \
+    system-generators/systemd-factory-reset-generator system-generators/systemd-system-update-generator \
+    system-generators/systemd-ssh-generator system-generators/systemd-getty-generator \
+    system-generators/systemd-debug-generator; do
+    rm -f "/usr/lib/systemd/$f"
+done
+for m in drm efi_pstore dm_mod loop configfs fuse; do
+    ln -sf /dev/null "/usr/lib/systemd/system/modprobe@$m.service"
+done
+
 # --- /etc/systemd/system is persisted on the data disk (units minisand writes and enables survive a
 # reboot). The image's own enablement moves to /usr/lib/systemd/system so that directory can start empty.
 move_tree() {  # move_tree SRC DST: every entry of SRC into DST, replacing what DST had
@@ -53,7 +78,7 @@ move_tree() {  # move_tree SRC DST: every entry of SRC into DST, replacing what 
         name=${entry##*/}
         if [ -d "$entry" ] && [ ! -L "$entry" ]; then
             mkdir -p "$dst/$name"
-            move_tree "$entry" "$dst/$name"
+            (move_tree "$entry" "$dst/$name")  # a subshell: sh functions have no local variables
             rmdir "$entry"
         else
             rm -rf "${dst:?}/$name"
@@ -62,6 +87,8 @@ move_tree() {  # move_tree SRC DST: every entry of SRC into DST, replacing what 
     done
 }
 move_tree /etc/systemd/system /usr/lib/systemd/system
+# wants links left dangling by the removals above
+find /usr/lib/systemd/system -path '*.wants/*' -xtype l -delete
 # relative symlinks keep working after the move; absolute ones into /etc/systemd/system would not
 if find /usr/lib/systemd/system -lname '/etc/systemd/system/*' | grep -q .; then
     echo "configure.sh: a unit symlink still points into /etc/systemd/system" >&2

@@ -26,7 +26,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # file reads and hashing
+NET_CHUNK = 1 << 16  # network reads: a dropped connection loses at most this much
 
 
 class ProgressSink(Protocol):
@@ -261,7 +262,7 @@ def _total_size(resp: requests.Response, offset: int) -> int | None:
 
 
 def _iter_body(resp: requests.Response) -> Iterator[bytes]:
-    for chunk in resp.iter_content(chunk_size=CHUNK):
+    for chunk in resp.iter_content(chunk_size=NET_CHUNK):
         if chunk:
             yield chunk
 

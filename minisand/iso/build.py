@@ -114,9 +114,12 @@ def _build_in(recipe: Recipe, digest: str, bdir: Path, work: Path, blog: BuildLo
         rootfs.configure(recipe, root, blog)
     kver = rootfs.kernel_version(root)
     packages = rootfs.package_manifest(root, blog)
-    debs = rootfs.boot_debs(root)
+    debs = rootfs.boot_debs(root)  # copied out before the trim removes them from the rootfs
+    boot_versions = {pkg: rootfs.deb_version(deb) for pkg, deb in sorted(debs.items())}
     with ui.timed("kernel and initramfs"):
         _boot_files(recipe, root, tree, work, kver, debs, blog)
+        isolinux_tree = image.extract_deb(debs[recipe.boot_packages["isolinux"]], work / "isolinux", blog)
+        syslinux_tree = image.extract_deb(debs[recipe.boot_packages["syslinux_modules"]], work / "syslinux", blog)
     with ui.timed("trimming"):
         freed = trim.trim_modules(recipe, root, kver) + trim.trim_rootfs(recipe, root)
         rootfs.in_chroot(blog, root, ["depmod", "-a", kver])
@@ -126,17 +129,14 @@ def _build_in(recipe: Recipe, digest: str, bdir: Path, work: Path, blog: BuildLo
     name = iso_name()
     tmp_iso = bdir / f".{name}.tmp"
     with ui.timed("ISO"):
-        mbr = image.populate_isolinux(recipe, tree, image.extract_deb(debs[recipe.boot_packages["isolinux"]],
-                                                                      work / "isolinux", blog),
-                                      image.extract_deb(debs[recipe.boot_packages["syslinux_modules"]],
-                                                        work / "syslinux", blog))
+        mbr = image.populate_isolinux(recipe, tree, isolinux_tree, syslinux_tree)
         image.make_iso(recipe, tree, mbr, tmp_iso, blog)
     sha = file_digest(tmp_iso)
     manifest = {
         "minisand_version": minisand.__version__, "recipe_hash": digest, "suite": recipe.debian.suite,
         "kernel": kver, "crictl": recipe.crictl.version, "iso": name, "sha256": sha,
         "size": tmp_iso.stat().st_size, "cmdline": recipe.image.cmdline,
-        "boot_packages": {pkg: rootfs.deb_version(deb) for pkg, deb in sorted(debs.items())},
+        "boot_packages": boot_versions,
         "packages": packages,
     }
     iso = bdir / name

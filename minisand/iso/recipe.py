@@ -105,7 +105,7 @@ def recipe_hash(recipe: Recipe | None = None) -> str:
                    if p.is_file() and p.suffix != ".md" and "__pycache__" not in p.parts)
     for p in files:
         rel = p.relative_to(recipe.root).as_posix()
-        h.update(f"{rel}\0{int(os.access(p, os.X_OK))}\0{p.stat().st_size}\0".encode())
+        h.update(f"{rel}\0{int(bool(p.stat().st_mode & 0o111))}\0{p.stat().st_size}\0".encode())
         h.update(p.read_bytes())
     here = Path(__file__).resolve().parent
     for name in _BUILD_CODE:

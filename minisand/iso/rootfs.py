@@ -95,7 +95,6 @@ def install_packages(recipe: Recipe, root: Path, blog: BuildLog) -> None:
               str(recipe.path("debs", "minisand-no-initramfs")), str(deb)])
     with chroot_mounts(root):
         in_chroot(blog, root, ["dpkg", "-i", f"/{DEB_DIR}/{deb.name}"])
-        in_chroot(blog, root, ["apt-get", "update"])
         # before systemd-resolved takes /etc/resolv.conf over (the chroot resolves with the host's copy)
         in_chroot(blog, root, ["env", "-C", f"/{DEB_DIR}", "apt-get", "download",
                                *recipe.boot_packages.values()])
@@ -106,7 +105,7 @@ def install_packages(recipe: Recipe, root: Path, blog: BuildLog) -> None:
 
 def apply_overlay(recipe: Recipe, root: Path, crictl: Path) -> None:
     _copy_tree(recipe.path("rootfs"), root)
-    dest = root / "usr/local/bin/crictl"
+    dest = root / "usr/bin/crictl"  # sudo's secure_path has no /usr/local/bin
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(crictl, dest)
     dest.chmod(0o755)
