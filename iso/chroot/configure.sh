@@ -62,9 +62,13 @@ for f in \
     system-generators/systemd-gpt-auto-generator system-generators/systemd-hibernate-resume-generator \
     system-generators/systemd-factory-reset-generator system-generators/systemd-system-update-generator \
     system-generators/systemd-ssh-generator system-generators/systemd-getty-generator \
-    system-generators/systemd-debug-generator; do
+    system-generators/systemd-debug-generator \
+    system/kmod-static-nodes.service system/systemd-tmpfiles-setup-dev-early.service; do
     rm -f "/usr/lib/systemd/$f"
 done
+# sshd listens on all addresses: it need not wait for network.target (networkd's start), only for its keys
+sed -i 's/^After=network.target /After=/' /usr/lib/systemd/system/ssh.service
+grep -q '^After=network.target' /usr/lib/systemd/system/ssh.service && exit 1
 for m in drm efi_pstore dm_mod loop configfs fuse; do
     ln -sf /dev/null "/usr/lib/systemd/system/modprobe@$m.service"
 done

@@ -132,6 +132,9 @@ class QemuVM:
         last: Exception | None = None
         while time.monotonic() < deadline:
             self._check_alive()
+            if not self._banner_ready():
+                time.sleep(0.1)
+                continue
             client = paramiko.SSHClient()
             ktype, kb64 = host_key.split()[:2]
             client.get_host_keys().add(f"[127.0.0.1]:{self.ssh_port}", ktype,
@@ -150,6 +153,17 @@ class QemuVM:
                 time.sleep(0.2)
         raise MinisandError(f"SSH to the guest did not answer within {timeout:.0f}s ({last})",
                             hint=f"see {self.serial_log}", code=ExitCode.SSH_ERROR)
+
+    def _banner_ready(self, timeout: float = 1.0) -> bool:
+        """sshd answers with its banner. qemu's user-mode network accepts a forwarded connection before the
+        guest can take it, and such a connection can stay silent for many seconds: probe with a short wait
+        and reconnect instead of waiting on it."""
+        try:
+            with socket.create_connection(("127.0.0.1", self.ssh_port), timeout=timeout) as s:
+                s.settimeout(timeout)
+                return s.recv(4).startswith(b"SSH-")
+        except OSError:
+            return False
 
     def wait_exit(self, timeout: float) -> bool:
         if self.proc is None:
