@@ -12,7 +12,7 @@ import subprocess
 from collections.abc import Iterable
 from pathlib import Path
 
-from e2e.lab.cache import LabCache, log
+from e2e.lab.cache import LabCache, build_step, log
 from e2e.lab.errors import LabError
 
 _DEP = re.compile(r"^\s+\|?(?:Pre)?Depends: ([a-z0-9][a-z0-9.+-]*)$", re.MULTILINE)
@@ -167,3 +167,19 @@ def copy_with_libraries(staging: Path, rootfs: Path, rels: Iterable[str]) -> Non
         for lib in shared_libraries(src, staging):
             lib_src, lib_rel = _library_source(lib, staging)
             copy_file(lib_src, rootfs, lib_rel)
+
+
+def host_tool(cache: LabCache, package: str, rel: str) -> Path:
+    """A program from a package of the host's own Debian release (e.g. runc for containers on this host),
+    downloaded and extracted once into the lab cache. Its libraries are the host's."""
+    files = download(cache, [package])
+    deb = files[0]
+    dest = cache.artifact("host-tools", deb.name.removesuffix(".deb"))
+    def extract_one(tmp: Path) -> None:
+        subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True)
+
+    build_step(cache, f"host tool {package}", dest, extract_one)
+    path = dest / "root" / rel
+    if not path.is_file():
+        raise LabError(f"{rel} is not in {deb.name}", "check the package's file list (dpkg-deb -c)")
+    return path

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import time
 from dataclasses import dataclass, replace
@@ -28,6 +29,7 @@ from e2e.lab.versions import Versions
 from minisand.fsutil import atomic_write_text
 
 BINSERVER_MODULE = "e2e.lab.binserver"
+NSFORWARD_MODULE = "e2e.lab.nsforward"
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,7 @@ class Lab:
         self.endpoints: LabEndpoints | None = None
         self._markers: dict[str, str] = {}
         self._pids: dict[str, int] = {}
+        self._children: dict[str, subprocess.Popen[bytes]] = {}
 
     # --- building -------------------------------------------------------------------------------------
     def build(self) -> BuildManifest:
@@ -124,9 +127,9 @@ class Lab:
                 "--access-log", str(self.binary_access_log), "--faults", str(self.faults_file)]
         env = dict(os.environ, PYTHONPATH=str(Path(e2e.__file__).resolve().parent.parent))
         logfile = self.run_dir / "binserver.log"
-        pid = procs.spawn(argv, logfile, env=env, detach=self.detach)
-        self._remember("binserver", pid, str(routes_file))
-        procs.wait_listening(port, pid, logfile, "the binary mirror")
+        child = procs.spawn(argv, logfile, env=env, detach=self.detach)
+        self._remember("binserver", child, str(routes_file))
+        procs.wait_listening(port, child.pid, logfile, "the binary mirror")
         self.http_port = port
         return port
 
@@ -135,11 +138,31 @@ class Lab:
         config = self.run_dir / "registry.yml"
         self.cache.registry_storage.mkdir(parents=True, exist_ok=True)
         atomic_write_text(config, registry.render_config(self.cache.registry_storage, port))
-        pid = procs.spawn(registry.registry_argv(config), self.registry_log, detach=self.detach)
-        self._remember("registry", pid, str(config))
-        procs.wait_listening(port, pid, self.registry_log, "docker-registry")
+        child = procs.spawn(registry.registry_argv(config), self.registry_log, detach=self.detach)
+        self._remember("registry", child, str(config))
+        procs.wait_listening(port, child.pid, self.registry_log, "docker-registry")
         self.registry_port = port
         return port
+
+    def expose_in_netns(self, netns: str, *, address: str = "127.0.0.1", http_port: int | None = None,
+                        registry_port: int | None = None) -> LabEndpoints:
+        """Make the running lab reachable inside a network namespace the caller created (like qemu's guestfwd
+        for a VM): address:http_port and address:registry_port there relay to the servers here. Returns the
+        endpoints as seen from inside the namespace. Stopped by stop() with everything else."""
+        if self.endpoints is None:
+            raise LabError("the lab is not running", "call start() first")
+        http = (address, http_port or self.http_port)
+        reg = (address, registry_port or self.registry_port)
+        name = f"nsforward-{Path(netns).name}"
+        logfile = self.run_dir / f"{name}.log"
+        argv = [sys.executable, "-m", NSFORWARD_MODULE, "--netns", netns,
+                "--forward", f"{http[0]}:{http[1]}=127.0.0.1:{self.http_port}",
+                "--forward", f"{reg[0]}:{reg[1]}=127.0.0.1:{self.registry_port}"]
+        env = dict(os.environ, PYTHONPATH=str(Path(e2e.__file__).resolve().parent.parent))
+        child = procs.spawn(argv, logfile, env=env, detach=self.detach)
+        self._remember(name, child, netns)
+        procs.wait_for_line(logfile, "forwarding ", child.pid, "the netns forwarder")
+        return self.endpoints.rehost(f"{http[0]}:{http[1]}", f"{reg[0]}:{reg[1]}")
 
     def _populate(self, manifest: BuildManifest) -> None:
         assert self.endpoints is not None
@@ -148,9 +171,10 @@ class Lab:
                           [(i.layout, i.tag, i.digest, i.repositories) for i in manifest.images])
         self.cache.record_timing("registry populate", time.monotonic() - start, cached=False)
 
-    def _remember(self, name: str, pid: int, marker: str) -> None:
+    def _remember(self, name: str, child: subprocess.Popen[bytes], marker: str) -> None:
         self._markers[name] = marker
-        self._pids[name] = pid
+        self._pids[name] = child.pid
+        self._children[name] = child
 
     @property
     def pids(self) -> dict[str, int]:
@@ -158,8 +182,10 @@ class Lab:
 
     def stop(self) -> list[str]:
         """Stop every process this lab started (by PID, checked against its command line). Returns leftovers."""
-        leftovers = [name for name, pid in self._pids.items() if not procs.stop(pid, self._markers[name])]
+        leftovers = [name for name, pid in self._pids.items()
+                     if not procs.stop(pid, self._markers[name], child=self._children.get(name))]
         self._pids.clear()
+        self._children.clear()
         self.endpoints = None
         if self.state_file.exists():
             self.state_file.unlink()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import socket
@@ -22,8 +23,8 @@ def _die_with_parent() -> None:
 
 
 def spawn(argv: list[str], logfile: Path, *, env: dict[str, str] | None = None, detach: bool = False,
-          cwd: Path | None = None) -> int:
-    """Start argv in its own session, stdout+stderr appended to logfile; return its PID.
+          cwd: Path | None = None) -> subprocess.Popen[bytes]:
+    """Start argv in its own session, stdout+stderr appended to logfile.
 
     detach=False (the Python API) ties the child's life to this process as well (PR_SET_PDEATHSIG), so a
     crashed test run cannot leave it behind; detach=True (`python -m e2e.lab up`) leaves it running until `down`.
@@ -33,7 +34,7 @@ def spawn(argv: list[str], logfile: Path, *, env: dict[str, str] | None = None, 
         proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
                                 cwd=cwd, start_new_session=True,
                                 preexec_fn=None if detach else _die_with_parent)
-    return proc.pid
+    return proc
 
 
 def wait_listening(port: int, pid: int, logfile: Path, what: str, timeout: float = 20.0) -> None:
@@ -51,9 +52,27 @@ def wait_listening(port: int, pid: int, logfile: Path, what: str, timeout: float
     raise LabError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f}s", f"see {logfile}")
 
 
-def stop(pid: int, marker: str, grace: float = 5.0) -> bool:
-    """SIGTERM (then SIGKILL) pid if it still runs the command naming marker. True when it is gone."""
+def wait_for_line(logfile: Path, text: str, pid: int, what: str, timeout: float = 20.0) -> None:
+    """Bounded wait until logfile contains text (a child announcing it is ready); fail early if pid exits."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        content = logfile.read_text(errors="replace") if logfile.exists() else ""
+        if text in content:
+            return
+        if not procs.alive(pid):
+            raise LabError(f"{what} exited during start-up:\n" + "\n".join(content.splitlines()[-10:]),
+                           f"see {logfile}")
+        time.sleep(0.1)
+    raise LabError(f"{what} did not become ready within {timeout:.0f}s", f"see {logfile}")
+
+
+def stop(pid: int, marker: str, grace: float = 5.0, child: subprocess.Popen[bytes] | None = None) -> bool:
+    """SIGTERM (then SIGKILL) pid if it still runs the command naming marker; reap it when it is our child.
+    True when it is gone."""
     procs.kill(pid, must_contain=marker, grace=grace)
+    if child is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.wait(timeout=grace)
     return not procs.alive(pid, must_contain=marker)
 
 
