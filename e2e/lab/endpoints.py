@@ -12,8 +12,8 @@ from e2e.lab.layout import crictl_path, gvisor_dir, k8s_binary_path
 @dataclass(frozen=True)
 class LabEndpoints:
     binary_mirror: str  # http://127.0.0.1:P : dl.k8s.io's root (/release/<v>/bin/linux/amd64/<bin>)
-    gvisor_mirror: str  # http://127.0.0.1:P/gvisor/releases/release : holds <yyyymmdd>/x86_64/runsc
-    gvisor_release_url: str  # gvisor_mirror/<yyyymmdd>/x86_64
+    gvisor_mirror: str  # http://127.0.0.1:P/gvisor/releases : the bucket's base (release/<yyyymmdd>/x86_64/runsc)
+    gvisor_release_url: str  # gvisor_mirror/release/<yyyymmdd>/x86_64
     crictl_url: str  # the crictl tarball (+ ".sha256")
     registry: str  # 127.0.0.1:R, plain HTTP
     image_repository: str  # registry.k8s.io-like root: <registry>
@@ -60,7 +60,7 @@ class LabEndpoints:
         """
         registry_url = f"http://{self.registry}"
         flags = [f"--kubernetes-version={self.kubernetes_version}", f"--binary-mirror={self.binary_mirror}",
-                 f"--gvisor-mirror={self.gvisor_mirror}", f"--insecure-registry={self.registry}"]
+                 f"--gvisor-mirror={self.gvisor_mirror}", "--offline", f"--insecure-registry={self.registry}"]
         if cn:
             flags += ["--image-mirror-country=cn",
                       f"--registry-mirror=registry.cn-hangzhou.aliyuncs.com={registry_url}"]
@@ -87,7 +87,7 @@ def make_endpoints(manifest: BuildManifest, http_port: int, registry_port: int) 
         if len(entry.repositories) > 1:
             cn_images[entry.upstream] = f"{registry}/{entry.repositories[1]}:{entry.tag}"
     return LabEndpoints(
-        binary_mirror=http, gvisor_mirror=f"{http}/gvisor/releases/release",
+        binary_mirror=http, gvisor_mirror=f"{http}/gvisor/releases",
         gvisor_release_url=http + gvisor_dir(manifest.gvisor_release),
         crictl_url=http + crictl_path(manifest.crictl), registry=registry, image_repository=registry,
         cn_image_repository=f"{registry}/google_containers", kubernetes_version=manifest.kubernetes,

@@ -100,18 +100,20 @@ class Pods:
         self.workdir = workdir
         self.pods: list[str] = []
 
-    def pod(self, name: str, privileged: bool = False) -> tuple[str, Path]:
+    def pod(self, name: str, privileged: bool = False, runtime: str = "") -> tuple[str, Path]:
+        """A pod sandbox; runtime names a containerd runtime handler (empty: the default, runc)."""
         config = {"metadata": {"name": name, "namespace": "lab", "uid": f"{name}-uid", "attempt": 0},
                   "hostname": "", "log_directory": str(self.workdir / "logs" / name),
                   "linux": {"security_context": {"namespace_options": {"network": 2}, "privileged": privileged}}}
         path = self.workdir / f"{name}-pod.json"
         path.write_text(json.dumps(config))
-        pod_id = crictl(self.host, "runp", str(path)).strip()
+        pod_id = crictl(self.host, "runp", *(["--runtime", runtime] if runtime else []), str(path)).strip()
         self.pods.append(pod_id)
         return pod_id, path
 
-    def run(self, name: str, image: str, command: list[str] | None = None, privileged: bool = False) -> str:
-        pod_id, pod_config = self.pod(name, privileged)
+    def run(self, name: str, image: str, command: list[str] | None = None, privileged: bool = False,
+            runtime: str = "") -> str:
+        pod_id, pod_config = self.pod(name, privileged, runtime)
         config: dict[str, object] = {"metadata": {"name": name}, "image": {"image": image},
                                      "log_path": f"{name}.log",
                                      "linux": {"security_context": {"privileged": privileged}}}
@@ -188,3 +190,4 @@ def test_control_plane_images_run(pods: Pods, inside: LabEndpoints, component: s
     wanted = expect.format(k8s=inside.kubernetes_version, etcd=inside.etcd_version.lstrip("v"),
                            coredns=inside.coredns_version.lstrip("v"))
     assert code == 0 and wanted in logs, logs
+
