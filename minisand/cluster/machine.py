@@ -77,9 +77,18 @@ def bring_up(driver: Driver, boot_timeout: float = 300.0) -> CommandRunner:
 
 
 def stop_machine(driver: Driver, timeout: float) -> bool:
+    """A VM is asked to power off from inside first (systemd's orderly shutdown: containerd and the kubelet stop
+    cleanly, the data disk is synced); the driver then waits, sends ACPI power-off, and kills after timeout."""
     state = driver.state()
     if state in (MachineState.STOPPED, MachineState.NONEXISTENT):
         return False
+    if state == MachineState.RUNNING and driver.console_log() is not None:
+        try:
+            runner = driver.runner()
+            runner.run(["systemctl", "poweroff", "--no-block"], sudo=True, timeout=30, check=False)
+            runner.close()
+        except MinisandError as exc:
+            log.info("in-guest power-off of %s failed (%s); using ACPI", driver.spec.machine, exc.message)
     driver.stop(timeout=timeout)
     return True
 

@@ -51,7 +51,8 @@ def run(ctx: Context, cfg: ClusterConfig, runners: dict[str, CommandRunner], tim
 
     with timer.phase("provision"):
         cluster_nodes = nodes(ctx, cfg, runners)
-        ui.step(f"Preparing containerd {cluster_nodes[0].facts.containerd_version.split()[2:3] or ''} ...")
+        words = cluster_nodes[0].facts.containerd_version.split()
+        ui.step(f"Preparing containerd {words[2].split('+')[0] if len(words) > 2 else ''} ...")
         repository = runtime.configure_all(ctx, cfg, cluster_nodes)
     if cfg.no_kubernetes:
         ui.done(f"Done! {cfg.name!r} runs containerd without Kubernetes, as asked.")

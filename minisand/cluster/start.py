@@ -36,9 +36,17 @@ def plan(ctx: Context, req: StartRequest) -> tuple[Resolved, DriverInfo, list[st
 
 
 def boot_media(ctx: Context, cfg: ClusterConfig) -> BootMedia:
-    from minisand.iso.acquire import acquire_iso, extract_boot_files
+    from minisand.images.sources import iso_urls
+    from minisand.iso.acquire import acquire_iso, default_iso_urls, extract_boot_files
 
-    iso = acquire_iso(ctx.home, cfg.iso_url, cfg.iso_checksum)
+    defaults: list[str] = []
+    if not cfg.mirrors.offline:
+        for url in (*iso_urls(default_iso_urls()[0], cfg.mirrors), *default_iso_urls()):
+            if url not in defaults:
+                defaults.append(url)
+    ui.step("Checking the guest ISO ...")
+    iso = acquire_iso(ctx.home, cfg.iso_url, cfg.iso_checksum, default_urls=defaults,
+                      progress=lambda label, total: ui.Progress(label, total))
     kernel, initrd = extract_boot_files(iso, ctx.home.iso_cache / "boot")
     return BootMedia(iso=iso, kernel=kernel, initrd=initrd)
 

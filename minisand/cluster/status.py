@@ -71,8 +71,12 @@ def collect(ctx: Context) -> tuple[list[NodeStatus], int]:
         host = state.value
         if state != MachineState.RUNNING:
             code |= HOST_NOT_RUNNING | CLUSTER_NOT_RUNNING
-            if cp and not cfg.no_kubernetes:
-                code |= KUBECONFIG_NOT_CONFIGURED if not _has_context(cfg.name) else 0
+            if cfg.no_kubernetes:
+                out.append(NodeStatus(machine, cp, host, "Disabled", "Disabled" if cp else None,
+                                      "Disabled" if cp else None))
+                continue
+            if cp and not _has_context(cfg.name):
+                code |= KUBECONFIG_NOT_CONFIGURED
             out.append(NodeStatus(machine, cp, host, "Stopped", "Stopped" if cp else None,
                                   ("Configured" if _has_context(cfg.name) else "Misconfigured") if cp else None))
             continue

@@ -77,10 +77,10 @@ def sudo_argv(argv: Sequence[str], sudo: bool, is_root: bool) -> list[str]:
     return list(argv)
 
 
-def write_file_argv(dest: PurePosixPath, tmp: PurePosixPath, mode: int) -> list[list[str]]:
-    """The commands that install stdin at dest atomically."""
-    return [
-        ["mkdir", "-p", "--", str(dest.parent)],
-        ["install", "-m", f"{mode:04o}", "/dev/stdin", str(tmp)],
-        ["mv", "-f", "--", str(tmp), str(dest)],
-    ]
+# A constant script: the paths and mode arrive as positional parameters, never spliced into the text.
+_WRITE_SCRIPT = 'set -e; mkdir -p -- "$1"; umask 077; cat > "$2"; chmod "$3" -- "$2"; mv -f -- "$2" "$4"'
+
+
+def write_file_argv(dest: PurePosixPath, tmp: PurePosixPath, mode: int) -> list[str]:
+    """One command that installs stdin at dest atomically (temporary file in the same directory, then rename)."""
+    return ["sh", "-c", _WRITE_SCRIPT, "minisand-write", str(dest.parent), str(tmp), f"{mode:04o}", str(dest)]

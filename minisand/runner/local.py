@@ -80,8 +80,7 @@ class LocalRunner:
 
     def write_file(self, dest: PurePosixPath, data: bytes, *, mode: int = 0o644, sudo: bool = True) -> None:
         tmp = dest.with_name(f".{dest.name}.{secrets.token_hex(4)}.tmp")
-        for i, step in enumerate(write_file_argv(dest, tmp, mode)):
-            self.run(step, sudo=sudo, input=data if i == 1 else None)
+        self.run(write_file_argv(dest, tmp, mode), sudo=sudo, input=data)
 
     def read_file(self, path: PurePosixPath, *, sudo: bool = True) -> bytes:
         return self.run(["cat", "--", str(path)], sudo=sudo).stdout
