@@ -18,7 +18,7 @@ rm -f /etc/ssh/ssh_host_*
 
 # --- units: what boots, what never does
 systemctl set-default multi-user.target
-systemctl enable minisand-firstboot.service systemd-networkd.service systemd-resolved.service \
+systemctl enable minisand-firstboot.service minisand-resolv.path systemd-networkd.service \
     containerd.service ssh.service
 for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer e2scrub_all.timer \
         e2scrub_reap.service systemd-pstore.service getty@tty1.service remote-fs.target \
@@ -104,8 +104,9 @@ fi
 rm -f /var/lib/dbus/machine-id
 ln -sf /etc/machine-id /var/lib/dbus/machine-id
 
-# --- resolv.conf from systemd-resolved (DHCP's DNS server through networkd)
-ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
+# --- resolv.conf: DHCP's DNS servers through networkd's leases (minisand-resolv.path)
+chmod 0755 /usr/lib/minisand/resolv
+ln -sf ../run/minisand/resolv.conf /etc/resolv.conf
 
 # --- crictl talks to containerd
 printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n' \

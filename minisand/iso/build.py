@@ -122,6 +122,7 @@ def _build_in(recipe: Recipe, digest: str, bdir: Path, work: Path, blog: BuildLo
         syslinux_tree = image.extract_deb(debs[recipe.boot_packages["syslinux_modules"]], work / "syslinux", blog)
     with ui.timed("trimming"):
         freed = trim.trim_modules(recipe, root, kver) + trim.trim_rootfs(recipe, root)
+        trim.decompress_modules(root, kver)
         rootfs.in_chroot(blog, root, ["depmod", "-a", kver])
         blog.note(f"trim freed {freed / 2**20:.1f} MiB")
     with ui.timed("squashfs"):

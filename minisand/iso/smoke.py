@@ -154,7 +154,7 @@ class QemuVM:
         raise MinisandError(f"SSH to the guest did not answer within {timeout:.0f}s ({last})",
                             hint=f"see {self.serial_log}", code=ExitCode.SSH_ERROR)
 
-    def _banner_ready(self, timeout: float = 1.0) -> bool:
+    def _banner_ready(self, timeout: float = 3.0) -> bool:
         """sshd answers with its banner. qemu's user-mode network accepts a forwarded connection before the
         guest can take it, and such a connection can stay silent for many seconds: probe with a short wait
         and reconnect instead of waiting on it."""

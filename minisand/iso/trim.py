@@ -9,7 +9,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from minisand.iso.initramfs import module_index
+from minisand.iso.initramfs import decompress_module, module_index
 from minisand.iso.recipe import Recipe, read_list
 
 
@@ -85,6 +85,19 @@ def trim_modules(recipe: Recipe, root: Path, kver: str) -> int:
         if d.is_dir() and not any(d.iterdir()):
             d.rmdir()
     return freed
+
+
+def decompress_modules(root: Path, kver: str) -> int:
+    """Stores the kept modules uncompressed (foo.ko.xz -> foo.ko): the squashfs compresses them anyway, and
+    loading then needs no xz in userspace, which is slow under emulation. The caller reruns depmod."""
+    count = 0
+    for path in sorted((root / "usr/lib/modules" / kver / "kernel").rglob("*.ko.*")):
+        plain = path.with_name(path.name.split(".ko.", 1)[0] + ".ko")
+        plain.write_bytes(decompress_module(path))
+        plain.chmod(0o644)
+        path.unlink()
+        count += 1
+    return count
 
 
 def trim_rootfs(recipe: Recipe, root: Path) -> int:
