@@ -237,6 +237,8 @@ def _fetch_http(url: str, part: Path, progress: ProgressFactory, timeouts: tuple
             requests.exceptions.ChunkedEncodingError) as e:
         if _unresolvable(e):
             raise _NextMirror(f"cannot resolve the host: {e}") from e
+        if _refused(e):  # nothing listens there: retrying the same URL will not help
+            raise _NextMirror("connection refused") from e
         raise _Retryable(f"network error: {e.__class__.__name__}") from e
     size = part.stat().st_size if part.exists() else 0
     if total is not None and size < total:
@@ -271,6 +273,11 @@ def _unresolvable(e: Exception) -> bool:
     text = str(e)
     return "NameResolutionError" in text or "Name or service not known" in text or \
         "Temporary failure in name resolution" in text or "nodename nor servname" in text
+
+
+def _refused(e: Exception) -> bool:
+    text = str(e)
+    return "Connection refused" in text or "ECONNREFUSED" in text
 
 
 def _pump(fin: BinaryIO, fout: BinaryIO, sink: ProgressSink) -> None:

@@ -73,7 +73,7 @@ def server() -> Iterator[tuple[str, Served]]:
     served = Served()
     handler = type("Handler", (_Handler,), {"served": served})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{httpd.server_address[1]}", served
