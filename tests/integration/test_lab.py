@@ -141,6 +141,18 @@ def test_injected_cut_then_resume(lab: Lab, ep: LabEndpoints, manifest: BuildMan
     assert faults[-2:] == ["cut", None]
 
 
+def test_injected_wrong_checksum_and_error_status(lab: Lab, ep: LabEndpoints, manifest: BuildManifest) -> None:
+    url = ep.binary_url("kubelet")
+    path = url.removeprefix(ep.binary_mirror)
+    real = (Path(manifest.kubernetes_bin) / "kubelet.sha256").read_text()
+    lab.inject_fault(path + ".sha256", body="0" * 64, times=1)
+    assert requests.get(url + ".sha256", timeout=10).text == "0" * 64
+    assert requests.get(url + ".sha256", timeout=10).text == real
+    lab.inject_fault(path, status=503, times=2)
+    assert [requests.head(url, timeout=10).status_code for _ in range(3)] == [503, 503, 200]
+    lab.clear_faults()
+
+
 def test_registry_serves_every_image_at_every_layout(ep: LabEndpoints, manifest: BuildManifest) -> None:
     repos = {repo for image in manifest.images for repo in image.repositories}
     assert {"kube-apiserver", "coredns/coredns", "etcd", "pause", "google_containers/kube-apiserver",
