@@ -7,7 +7,7 @@ GUEST_USER=minisand
 
 # --- the user (exists in the image; its key arrives every boot through fw_cfg or a cidata seed)
 if ! getent passwd "$GUEST_USER" >/dev/null; then
-    useradd --create-home --shell /bin/bash --user-group --password '*' "$GUEST_USER"
+    useradd --uid 1000 --create-home --shell /bin/bash --user-group --password '*' "$GUEST_USER"
 fi
 chmod 0440 /etc/sudoers.d/minisand
 chmod 0755 /usr/lib/minisand/firstboot
