@@ -154,10 +154,10 @@ class QemuVM:
         raise MinisandError(f"SSH to the guest did not answer within {timeout:.0f}s ({last})",
                             hint=f"see {self.serial_log}", code=ExitCode.SSH_ERROR)
 
-    def _banner_ready(self, timeout: float = 3.0) -> bool:
+    def _banner_ready(self, timeout: float = 1.0) -> bool:
         """sshd answers with its banner. qemu's user-mode network accepts a forwarded connection before the
-        guest can take it, and such a connection can stay silent for many seconds: probe with a short wait
-        and reconnect instead of waiting on it."""
+        guest can take it and then retries the guest with growing back-off, so such a connection can stay
+        silent for seconds after sshd is up: probe with a short wait and a fresh connection instead."""
         try:
             with socket.create_connection(("127.0.0.1", self.ssh_port), timeout=timeout) as s:
                 s.settimeout(timeout)
