@@ -18,7 +18,7 @@ rm -f /etc/ssh/ssh_host_*
 
 # --- units: what boots, what never does
 systemctl set-default multi-user.target
-systemctl enable minisand-firstboot.service minisand-resolv.path systemd-networkd.service \
+systemctl enable minisand-firstboot.service minisand-resolv.path minisand-ready.path systemd-networkd.service \
     containerd.service ssh.service
 for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer e2scrub_all.timer \
         e2scrub_reap.service systemd-pstore.service getty@tty1.service remote-fs.target \
@@ -105,7 +105,7 @@ rm -f /var/lib/dbus/machine-id
 ln -sf /etc/machine-id /var/lib/dbus/machine-id
 
 # --- resolv.conf: DHCP's DNS servers through networkd's leases (minisand-resolv.path)
-chmod 0755 /usr/lib/minisand/resolv
+chmod 0755 /usr/lib/minisand/resolv /usr/lib/minisand/announce
 ln -sf ../run/minisand/resolv.conf /etc/resolv.conf
 
 # --- crictl talks to containerd

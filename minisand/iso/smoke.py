@@ -24,6 +24,9 @@ if TYPE_CHECKING:
     import paramiko
 
 
+READY_MARKER = "MINISAND-SSH-READY"
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,9 +114,12 @@ class QemuVM:
         raise MinisandError(f"{marker!r} did not appear on the serial console within {timeout:.0f}s",
                             hint=f"see {self.serial_log}", code=ExitCode.WAIT_TIMEOUT)
 
-    def host_key(self, timeout: float) -> str:
-        """The pinned host key from the first-boot unit's block on the serial console."""
+    def host_key(self, timeout: float, *, ready: bool = True) -> str:
+        """The pinned host key from the guest's block on the serial console; ready=True waits for
+        MINISAND-SSH-READY (network up, sshd listening) too."""
         self.wait_console("-----END MINISAND HOST KEYS-----", timeout)
+        if ready:
+            self.wait_console(READY_MARKER, timeout)
         key = preferred_host_key(host_keys_from_console(self.console()))
         if key is None:
             raise MinisandError("no host key in the serial console's block", hint=f"see {self.serial_log}",
