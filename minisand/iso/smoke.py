@@ -127,7 +127,9 @@ class QemuVM:
         return key
 
     def ssh(self, key_path: Path, host_key: str, timeout: float, user: str = "minisand") -> paramiko.SSHClient:
-        """An SSH client that accepts only host_key; retried until timeout."""
+        """An SSH client that accepts only host_key; retried until timeout. Call it after host_key() saw
+        MINISAND-SSH-READY: the first sshd-session takes seconds to answer under emulation, so one patient
+        connection beats many short probes (each of which costs the guest a process)."""
         import logging
 
         import paramiko
@@ -138,9 +140,6 @@ class QemuVM:
         last: Exception | None = None
         while time.monotonic() < deadline:
             self._check_alive()
-            if not self._banner_ready():
-                time.sleep(0.1)
-                continue
             client = paramiko.SSHClient()
             ktype, kb64 = host_key.split()[:2]
             client.get_host_keys().add(f"[127.0.0.1]:{self.ssh_port}", ktype,
@@ -148,7 +147,7 @@ class QemuVM:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
             try:
                 client.connect("127.0.0.1", port=self.ssh_port, username=user, key_filename=str(key_path),
-                               timeout=5, banner_timeout=10, auth_timeout=10, allow_agent=False,
+                               timeout=10, banner_timeout=30, auth_timeout=30, allow_agent=False,
                                look_for_keys=False)
                 return client
             except (OSError, paramiko.SSHException) as e:
@@ -159,17 +158,6 @@ class QemuVM:
                 time.sleep(0.2)
         raise MinisandError(f"SSH to the guest did not answer within {timeout:.0f}s ({last})",
                             hint=f"see {self.serial_log}", code=ExitCode.SSH_ERROR)
-
-    def _banner_ready(self, timeout: float = 1.0) -> bool:
-        """sshd answers with its banner. qemu's user-mode network accepts a forwarded connection before the
-        guest can take it and then retries the guest with growing back-off, so such a connection can stay
-        silent for seconds after sshd is up: probe with a short wait and a fresh connection instead."""
-        try:
-            with socket.create_connection(("127.0.0.1", self.ssh_port), timeout=timeout) as s:
-                s.settimeout(timeout)
-                return s.recv(4).startswith(b"SSH-")
-        except OSError:
-            return False
 
     def wait_exit(self, timeout: float) -> bool:
         if self.proc is None:
