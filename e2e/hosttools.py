@@ -1,4 +1,4 @@
-"""Host tools for the none driver on a Debian 12 host: containerd 2.x and runc from Debian forky (bookworm's
+"""Host tools for the none driver on a Debian 12 host: containerd 2.x from Debian forky (bookworm's
 containerd 1.6 is too old for Kubernetes 1.36), and crictl — installed into /usr/local/bin, as a user of the none
 driver would install them. `python -m e2e.hosttools install` (idempotent) / `status`."""
 
@@ -8,7 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from tests.integration.helpers.tools import CONTAINERD_2, RUNC, crictl_bin, deb_tool
+from tests.integration.helpers.tools import CONTAINERD_2, crictl_bin, deb_tool
 
 DEST = Path("/usr/local/bin")
 
@@ -16,7 +16,7 @@ DEST = Path("/usr/local/bin")
 def install() -> list[Path]:
     root = deb_tool(CONTAINERD_2) / "usr" / "bin"
     items = [root / n for n in ("containerd", "containerd-shim-runc-v2", "ctr")]
-    items.append(deb_tool(RUNC) / "usr" / "sbin" / "runc")
+    # forky's runc needs glibc 2.38; Debian 12's own runc (apt package runc) is used on this host
     items.append(crictl_bin())
     out = []
     for src in items:

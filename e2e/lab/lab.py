@@ -75,12 +75,11 @@ class Lab:
 
     def manifest(self) -> BuildManifest:
         found = load_manifest(self.cache, self.versions)
+        if self.build_if_missing:
+            return self.build()  # incremental: every step is cached by its recipe, so a changed recipe rebuilds
         if found is not None and all(Path(i.layout).is_dir() for i in found.images):
             return found
-        if not self.build_if_missing:
-            raise LabError(f"the lab for {self.versions.kubernetes} is not built",
-                           "run: python -m e2e.lab build")
-        return self.build()
+        raise LabError(f"the lab for {self.versions.kubernetes} is not built", "run: python -m e2e.lab build")
 
     # --- files of this run ----------------------------------------------------------------------------
     @property

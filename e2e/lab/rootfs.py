@@ -172,5 +172,7 @@ def _fill_busybox(staging: Path, rootfs: Path) -> None:
 
 
 def busybox(staging: Path, deb_names: tuple[str, ...]) -> Recipe:
-    return Recipe(name="busybox", tag="latest", config=ImageConfig(cmd=("sh",)),
+    # tagged like the upstream busybox release it is (Debian 12's busybox-static 1.35.0): minisand pins it as the
+    # addons' probe image, docker.io/library/busybox:1.35.0
+    return Recipe(name="busybox", tag="1.35.0", config=ImageConfig(cmd=("sh",)),
                   fill=partial(_fill_busybox, staging), inputs=(RECIPE_REVISION, *deb_names))

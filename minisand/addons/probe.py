@@ -11,7 +11,7 @@ from minisand.addons.manifests import render_objects
 from minisand.config.model import ClusterConfig
 from minisand.errors import ExitCode, MinisandError
 
-PROBE_IMAGE = "docker.io/library/busybox:1.37.0"
+PROBE_IMAGE = "docker.io/library/busybox:1.35.0"  # pinned; only `uname -r` runs in it
 NAMESPACE = "kube-system"
 
 

@@ -52,6 +52,11 @@ class KubeadmParams:
     extra_config: tuple[str, ...] = ()
     health_timeout: str = "15m0s"
     kubelet_config: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+    control_plane_host: str = CONTROL_PLANE_HOST  # a name in the nodes' /etc/hosts, or an IP
+
+    @property
+    def control_plane_endpoint(self) -> str:
+        return f"{self.control_plane_host}:{APISERVER_PORT}"
 
 
 def check_api(version: str) -> str:
@@ -73,12 +78,13 @@ def _args(extra: tuple[str, ...], component: str) -> list[dict[str, str]]:
 
 def render_init(p: KubeadmParams) -> str:
     check_api(p.kubernetes_version)
-    sans = list(dict.fromkeys(["127.0.0.1", "localhost", p.node_ip, CONTROL_PLANE_HOST, *p.cert_sans]))
+    sans = list(dict.fromkeys(["127.0.0.1", "localhost", p.node_ip, CONTROL_PLANE_HOST, p.control_plane_host,
+                               *p.cert_sans]))
     return render(
         "kubeadm/v1beta4.yaml.j2", token=p.token, node_ip=p.node_ip, apiserver_port=APISERVER_PORT,
         node_name=p.node_name, kubelet_args=_args(p.extra_config, "kubelet"), health_timeout=p.health_timeout,
         cluster_name=p.cluster_name, kubernetes_version=p.kubernetes_version, image_repository=p.image_repository,
-        control_plane_endpoint=f"{CONTROL_PLANE_HOST}:{APISERVER_PORT}", pod_subnet=POD_SUBNET,
+        control_plane_endpoint=p.control_plane_endpoint, pod_subnet=POD_SUBNET,
         service_subnet=SERVICE_SUBNET, etcd_args=_args(p.extra_config, "etcd"), cert_sans=sans,
         apiserver_args=_args(p.extra_config, "apiserver"),
         controller_manager_args=_args(p.extra_config, "controller_manager"),
@@ -87,7 +93,7 @@ def render_init(p: KubeadmParams) -> str:
 
 
 def render_join(p: KubeadmParams, ca_cert_hash: str) -> str:
-    return render("kubeadm/join-v1beta4.yaml.j2", control_plane_endpoint=f"{CONTROL_PLANE_HOST}:{APISERVER_PORT}",
+    return render("kubeadm/join-v1beta4.yaml.j2", control_plane_endpoint=p.control_plane_endpoint,
                   token=p.token, ca_cert_hash=ca_cert_hash, node_name=p.node_name, node_ip=p.node_ip,
                   health_timeout=p.health_timeout)
 

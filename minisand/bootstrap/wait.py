@@ -22,10 +22,13 @@ def api_client(kubeconfig: dict[str, Any]) -> Any:
 
 def _apiserver(client: Any) -> list[str]:
     try:
-        _data, status, _ = client.call_api("/readyz", "GET", auth_settings=["BearerToken"], response_type="str",
-                                          _preload_content=True, _return_http_data_only=False)
+        method, url, headers, body, post = client.param_serialize(method="GET", resource_path="/readyz",
+                                                                  auth_settings=["BearerToken"])
+        resp = client.call_api(method, url, header_params=headers, body=body, post_params=post,
+                               _request_timeout=10)
+        status = resp.status
     except Exception as exc:  # any transport error means "not ready yet"
-        return [f"apiserver: {type(exc).__name__}"]
+        return [f"apiserver: {type(exc).__name__}: {str(exc).splitlines()[0][:100] if str(exc) else ''}"]
     return [] if status == 200 else [f"apiserver: /readyz answered {status}"]
 
 

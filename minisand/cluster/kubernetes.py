@@ -42,17 +42,20 @@ def server_url(node: Node) -> str:
 
 
 def _control_plane_host(node: Node) -> str:
-    return node.facts.ip if node.driver.name == "none" else kubeadm.CONTROL_PLANE_HOST
+    """VMs resolve control-plane.minisand.internal through the /etc/hosts minisand writes (so the address may
+    change between boots); the none and ssh drivers leave the machine's /etc/hosts alone and use the IP."""
+    return node.facts.ip if node.driver.name in ("none", "ssh") else kubeadm.CONTROL_PLANE_HOST
 
 
-def _params(cfg: ClusterConfig, node: Node, repository: str, token: str) -> kubeadm.KubeadmParams:
+def _params(cfg: ClusterConfig, node: Node, repository: str, token: str,
+            control_plane_host: str) -> kubeadm.KubeadmParams:
     rec = _record(node)
     sans = tuple(x for x in (rec.apiserver_host, rec.node_ip) if x)
     return kubeadm.KubeadmParams(
         kubernetes_version=cfg.kubernetes_version, cluster_name=cfg.name, node_name=node.machine,
         node_ip=node.facts.ip, image_repository=repository, token=token, cgroup_driver=node.facts.cgroup_driver,
         fail_cgroup_v1=node.facts.cgroup_v2, cert_sans=sans, extra_config=cfg.extra_config,
-        health_timeout="20m0s")
+        health_timeout="20m0s", control_plane_host=control_plane_host)
 
 
 def _prepare_node(cfg: ClusterConfig, node: Node, cp_ip: str) -> None:
@@ -73,6 +76,8 @@ def _prepare_node(cfg: ClusterConfig, node: Node, cp_ip: str) -> None:
         r.write_file(cni.CONFLIST, conflist)
     r.write_file(VERSION_FILE, f"{cfg.kubernetes_version}\n".encode())
     r.run(["modprobe", "-a", "overlay", "br_netfilter"], sudo=True, check=False, timeout=60)
+    r.run(["sysctl", "-q", "-w", "net.ipv4.ip_forward=1", "net.bridge.bridge-nf-call-iptables=1",
+           "net.bridge.bridge-nf-call-ip6tables=1"], sudo=True, check=False, timeout=60)
 
 
 def bootstrap(ctx: Context, cfg: ClusterConfig, nodes: list[Node], repository: str, timer: PhaseTimer) -> None:
@@ -120,7 +125,7 @@ def _control_plane(cfg: ClusterConfig, cp: Node, repository: str) -> None:
     else:
         k.stop_stale_kubeadm()
     ui.step("Booting up the control plane (kubeadm init) ...")
-    config = kubeadm.render_init(_params(cfg, cp, repository, kubeadm.new_token()))
+    config = kubeadm.render_init(_params(cfg, cp, repository, kubeadm.new_token(), _control_plane_host(cp)))
     k.init(config)
 
 
@@ -134,7 +139,7 @@ def _worker(cfg: ClusterConfig, cp: Node, worker: Node, repository: str) -> None
         k.reset()
     ui.step(f"Joining node {worker.machine!r} ...")
     token, ca_hash = kubeadm.Kubeadm(cp.runner, cp.services, cfg.kubernetes_version).join_token()
-    params = _params(cfg, worker, repository, token)
+    params = _params(cfg, worker, repository, token, _control_plane_host(cp))
     k.join(kubeadm.render_join(params, ca_hash))
 
 

@@ -35,7 +35,11 @@ def collect(ctx: Context, *, length: int, node: str | None, console: bool, comma
     state = drv.state()
     if cons is not None and (console or state != MachineState.RUNNING):
         parts.append(f"==> {machine} console ({cons}) <==\n" + "".join(_tail(cons, length)))
-    if state == MachineState.RUNNING:
+    service_logs = drv.spec.machine_dir / "services"
+    if service_logs.is_dir():  # the none driver without systemd: supervised processes log to files
+        for log_file in sorted(service_logs.glob("*.log")):
+            parts.append(f"==> {machine} {log_file.stem} ({log_file}) <==\n" + "".join(_tail(log_file, length)))
+    elif state == MachineState.RUNNING:
         try:
             runner = drv.runner()
             for unit in ("containerd", "kubelet"):

@@ -62,9 +62,9 @@ def addon_handlers(cfg: ClusterConfig) -> tuple[RuntimeHandler, ...]:
 def configure_node(cfg: ClusterConfig, node: Node, repository: str) -> bool:
     version = detect_config_version(node.runner)
     plan = plan_for(cfg, node, repository, addon_handlers(cfg), version)
-    if not node.services.is_active("containerd"):
-        node.services.start("containerd")
     result = apply(node.runner, plan, restart=restarter_for(node))
+    if not node.services.is_active("containerd"):  # unchanged config, but stopped (none driver after a stop)
+        node.services.start("containerd")
     log.info("containerd on %s: config v%d changed=%s hosts=%s removed=%s", node.machine, version,
              result.config_changed, result.hosts_written, result.hosts_removed)
     return result.config_changed

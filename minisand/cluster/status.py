@@ -42,15 +42,16 @@ class NodeStatus:
 
 
 def _kubelet_state(ctx: Context, cfg: ClusterConfig, machine: str) -> str:
-    from minisand.cluster.nodes import driver_for as _d
+    from minisand.cluster.provision import services_for
 
     try:
-        runner = _d(ctx, cfg, machine).runner()
-        res = runner.run(["systemctl", "is-active", "kubelet"], sudo=True, check=False, timeout=20)
+        drv = driver_for(ctx, cfg, machine)
+        runner = drv.runner()
+        active = services_for(drv, runner).is_active("kubelet")
         runner.close()
     except MinisandError:
         return "Error"
-    return "Running" if res.out.strip() == "active" else "Stopped"
+    return "Running" if active else "Stopped"
 
 
 def _apiserver_and_kubeconfig(ctx: Context, cfg: ClusterConfig) -> tuple[str, str]:

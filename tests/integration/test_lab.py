@@ -170,7 +170,7 @@ def test_registry_serves_every_image_at_every_layout(ep: LabEndpoints, manifest:
 
 @pytest.mark.parametrize("ref", ["kube-apiserver:{k8s}", "coredns/coredns:{coredns}", "etcd:{etcd}-0",
                                  "google_containers/coredns:{coredns}", "google_containers/pause:{pause}",
-                                 "library/nginx:latest", "library/busybox:latest"])
+                                 "library/nginx:latest", "library/busybox:1.35.0"])
 def test_skopeo_inspect(ep: LabEndpoints, ref: str) -> None:
     ref = ref.format(k8s=ep.kubernetes_version, coredns=ep.coredns_version, etcd=ep.etcd_version.lstrip("v"),
                      pause=ep.pause_version)
@@ -197,7 +197,7 @@ def test_image_entrypoints(ep: LabEndpoints) -> None:
 
 
 def test_mirror_pulls_are_attributed_by_ns(lab: Lab, ep: LabEndpoints) -> None:
-    resp = requests.get(f"http://{ep.registry}/v2/library/busybox/manifests/latest?ns=docker.io",
+    resp = requests.get(f"http://{ep.registry}/v2/library/busybox/manifests/1.35.0?ns=docker.io",
                         headers={"Accept": OCI_ACCEPT}, timeout=10)
     assert resp.status_code == 200
     records = [r for r in lab.registry_requests() if r.ns == "docker.io"]

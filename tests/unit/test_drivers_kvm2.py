@@ -25,7 +25,8 @@ def _params(network: str | None, domain_type: str = "qemu", netdev: str = "") ->
         serial_log=root / "serial.log",
         fw_cfg=(("opt/minisand/authorized_keys", root / "fw_cfg/authorized_keys"),
                 ("opt/minisand/hostname", root / "fw_cfg/hostname")),
-        mac=xml.mac_for("dev"), uid=1000, gid=1000, network=network, user_netdev=netdev)
+        mac=xml.mac_for("dev"), uid=1000, gid=1000, network=network, user_netdev=netdev,
+        uuid="3f0c1f2a-5b7e-4c1d-9a8e-2b6f4d0c9e11")
 
 
 def test_domain_xml_private_network_golden() -> None:

@@ -110,7 +110,7 @@ class Kvm2Driver:
             cpus=self.spec.cpus, iso=vmcommon.check_path(self.spec.iso), disk=self.disk, serial_log=self.serial_log,
             fw_cfg=((vmcommon.FW_CFG_KEYS, fw / "authorized_keys"), (vmcommon.FW_CFG_HOSTNAME, fw / "hostname")),
             mac=xml.mac_for(self.spec.machine), uid=os.getuid(), gid=os.getgid(),
-            network=None if self.user_net else self.network, user_netdev=netdev)
+            network=None if self.user_net else self.network, user_netdev=netdev, uuid=rec.extra["uuid"])
 
     def create(self) -> None:
         self.preflight()
@@ -118,6 +118,10 @@ class Kvm2Driver:
         vmcommon.write_first_boot(self.spec)
         vmcommon.create_disk(self.disk, self.spec.disk_mb)
         rec = self.record() or MachineRecord(machine=self.spec.machine, driver=self.name)
+        if "uuid" not in rec.extra:
+            import uuid
+
+            rec = dataclasses.replace(rec, extra={**rec.extra, "uuid": str(uuid.uuid4())})
         with self._conn() as conn:
             if self.user_net:
                 rec = vmcommon.ensure_ports(rec, self.dir)

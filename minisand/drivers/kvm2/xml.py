@@ -29,6 +29,7 @@ class DomainParams:
     gid: int
     network: str | None  # libvirt network name; None for user-mode networking
     user_netdev: str = ""
+    uuid: str = "00000000-0000-4000-8000-000000000000"
 
 
 def _attr(value: object) -> str:
@@ -45,7 +46,7 @@ def domain_xml(p: DomainParams) -> str:
         domain_type=p.domain_type, memory_mb=p.memory_mb, cpus=p.cpus, iso=_attr(p.iso), disk=_attr(p.disk),
         serial_log=_attr(p.serial_log), fw_cfg=[{"name": _attr(n), "file": _attr(f)} for n, f in p.fw_cfg],
         mac=_attr(p.mac), uid=p.uid, gid=p.gid, user_net=p.network is None, network=_attr(p.network or ""),
-        user_netdev=_attr(p.user_netdev))
+        user_netdev=_attr(p.user_netdev), uuid=_attr(p.uuid))
 
 
 @dataclass(frozen=True)

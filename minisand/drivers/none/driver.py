@@ -23,7 +23,7 @@ from minisand.runner.logged import LoggedRunner
 from minisand.runner.ssh import SSHTarget
 from minisand.services import Services
 
-REQUIRED = ("containerd", "runc", "iptables", "conntrack", "nsenter", "ip", "mount")
+REQUIRED = ("containerd", "runc", "crictl", "iptables", "conntrack", "nsenter", "ip", "mount")
 
 
 def health() -> Health:
@@ -110,14 +110,13 @@ class NoneDriver:
             dataclasses.replace(rec, extra={**rec.extra, "state": state}).save(self.dir)
 
     def start(self) -> None:
-        self.create()
-        self.services().start("containerd")
+        self.create()  # containerd is started once minisand has written its configuration
         self._set_state("running")
 
     def stop(self, timeout: float = 90.0) -> None:
         from minisand.drivers.none.host import stop_node
 
-        stop_node(self.services())
+        stop_node(self.services(), self.runner())
         self._set_state("stopped")
 
     def kill(self) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 from minisand.drivers import procs
@@ -54,9 +55,17 @@ def process_services(state_dir: Path) -> ProcessServices:
     })
 
 
-def stop_node(services: Services) -> None:
-    for name in ("kubelet", "containerd"):
-        services.stop(name)
+def stop_node(services: Services, runner: CommandRunner | None = None) -> None:
+    """kubelet first (so it restarts nothing), then every pod through CRI, then containerd; shims that outlive
+    it are stopped last."""
+    services.stop("kubelet")
+    if runner is not None and _containerd_ready():
+        endpoint = f"unix://{CONTAINERD_SOCK}"
+        pods = runner.run(["crictl", "--runtime-endpoint", endpoint, "pods", "-q"], check=False, timeout=60)
+        ids = pods.out.split()
+        if ids:
+            runner.run(["crictl", "--runtime-endpoint", endpoint, "stopp", *ids], check=False, timeout=300)
+    services.stop("containerd")
     _kill_shims()
 
 
@@ -70,16 +79,32 @@ def _kill_shims() -> None:
             procs.kill(int(pid_dir.name), "containerd-shim", grace=5)
 
 
+def _unmount_under(root: Path) -> None:
+    """Pod volume mounts (tmpfs, projected tokens) under root, deepest first."""
+    try:
+        mounts = [line.split()[1] for line in Path("/proc/self/mounts").read_text().splitlines()]
+    except OSError:
+        return
+    for target in sorted((m for m in mounts if m == str(root) or m.startswith(f"{root}/")), key=len, reverse=True):
+        subprocess.run(["umount", "-l", target], capture_output=True, check=False, timeout=30)
+
+
 def reset_node(runner: CommandRunner, services: Services) -> None:
     version = VERSION_FILE.read_text().strip() if VERSION_FILE.exists() else ""
     kubeadm = Path(str(BIN_DIR)) / version / "kubeadm"
     services.stop("kubelet")
-    if version and kubeadm.exists() and _containerd_ready():
+    if version and kubeadm.exists():
+        if not _containerd_ready() and Path("/etc/containerd/config.toml").exists():
+            services.start("containerd")  # kubeadm reset removes the cluster's containers through CRI
         runner.run([str(kubeadm), "reset", "--force", "--cri-socket", f"unix://{CONTAINERD_SOCK}"], check=False,
                    timeout=600)
-    stop_node(services)
+    stop_node(services, runner)
+    _unmount_under(Path("/var/lib/kubelet"))
+    for d in ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd"):  # what kubeadm reset may leave
+        shutil.rmtree(d, ignore_errors=True)
     runner.run(["ip", "link", "delete", "cni0"], check=False, timeout=30)
-    for path in (Path(str(CNI_CONF_DIR)) / "1-minisand-bridge.conflist", Path("/var/lib/cni/networks/minisand")):
+    for path in (Path(str(CNI_CONF_DIR)) / "1-minisand-bridge.conflist", Path("/var/lib/cni/networks/minisand"),
+                 Path("/var/log/pods"), Path("/var/log/containers")):
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             path.unlink()
         shutil.rmtree(path, ignore_errors=True)

