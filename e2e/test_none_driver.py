@@ -76,6 +76,7 @@ def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         pytest.fail(f"this host already runs cluster processes or has cluster state: {_pids(CLUSTER_PROCS)} "
                     f"{leftovers}; the none-driver test needs a clean host")
     created = [d for d in HOST_DIRS if not Path(d).exists()]
+    netns_before = set(Path("/run/netns").iterdir()) if Path("/run/netns").exists() else set()
     with network_namespace("none") as ns:
         subprocess.run(["ip", "-n", ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"], check=True)
         subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{NODE_IP}/24", "dev", "v0"], check=True)
@@ -91,6 +92,9 @@ def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
                 env.cli(profile).run("delete")
             for pid, _comm in _pids(CLUSTER_PROCS):
                 os.kill(pid, signal.SIGKILL)
+            for n in set(Path("/run/netns").iterdir()) - netns_before:
+                if n.name.startswith("cni-"):
+                    subprocess.run(["ip", "netns", "delete", n.name], check=False)
             for d in created:  # what this test created on the host goes away again
                 subprocess.run(["umount", "-R", d], capture_output=True, check=False)
                 shutil.rmtree(d, ignore_errors=True)
@@ -185,3 +189,4 @@ def test_delete_removes_everything(none_env: NoneEnv, cluster: CLI) -> None:
         assert not Path(d).exists() or not any(Path(d).iterdir()), d
     assert not (none_env.home / "profiles" / "none-e2e").exists()
     assert subprocess.run(none_env.ns.argv("ip", "link", "show", "cni0"), capture_output=True).returncode != 0
+    assert not [n for n in Path("/run/netns").iterdir() if n.name.startswith("cni-")], "pod netns left behind"

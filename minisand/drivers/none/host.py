@@ -63,8 +63,9 @@ def stop_node(services: Services, runner: CommandRunner | None = None) -> None:
         endpoint = f"unix://{CONTAINERD_SOCK}"
         pods = runner.run(["crictl", "--runtime-endpoint", endpoint, "pods", "-q"], check=False, timeout=60)
         ids = pods.out.split()
-        if ids:
+        if ids:  # stopped and removed: their network namespaces go too; the kubelet recreates them at start
             runner.run(["crictl", "--runtime-endpoint", endpoint, "stopp", *ids], check=False, timeout=300)
+            runner.run(["crictl", "--runtime-endpoint", endpoint, "rmp", "--force", *ids], check=False, timeout=300)
     services.stop("containerd")
     _kill_shims()
 
