@@ -18,11 +18,11 @@ rm -f /etc/ssh/ssh_host_*
 
 # --- units: what boots, what never does
 systemctl set-default multi-user.target
-systemctl enable minisand-firstboot.service minisand-resolv.path minisand-ready.path systemd-networkd.service \
+systemctl enable minisand-firstboot.service minisand-ready.service systemd-networkd.service systemd-resolved.service \
     containerd.service ssh.service
 for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer e2scrub_all.timer \
         e2scrub_reap.service systemd-pstore.service getty@tty1.service remote-fs.target \
-        sshd-keygen.service systemd-networkd-wait-online.service; do
+        sshd-keygen.service; do
     systemctl disable "$unit" >/dev/null 2>&1 || true
 done
 rm -f /etc/systemd/system/*.wants/sshd-keygen.service
@@ -104,9 +104,9 @@ fi
 rm -f /var/lib/dbus/machine-id
 ln -sf /etc/machine-id /var/lib/dbus/machine-id
 
-# --- resolv.conf: DHCP's DNS servers through networkd's leases (minisand-resolv.path)
-chmod 0755 /usr/lib/minisand/resolv /usr/lib/minisand/announce
-ln -sf ../run/minisand/resolv.conf /etc/resolv.conf
+# --- resolv.conf from systemd-resolved (DHCP's DNS servers through networkd)
+chmod 0755 /usr/lib/minisand/announce
+ln -sf ../run/systemd/resolve/stub-resolv.conf /etc/resolv.conf
 
 # --- crictl talks to containerd
 printf 'runtime-endpoint: unix:///run/containerd/containerd.sock\nimage-endpoint: unix:///run/containerd/containerd.sock\ntimeout: 10\n' \

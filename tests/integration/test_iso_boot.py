@@ -97,6 +97,8 @@ def _first_boot_checks(vm: QemuVM, key: Path, oci_tar: Path) -> tuple[str, list[
         assert '"RuntimeReady"' in must(client, "sudo crictl info")
         assert must(client, "findmnt -n -o SOURCE /var/lib/containerd").strip().startswith("/dev/vda")
         assert must(client, "findmnt -n -o FSTYPE /").strip() == "overlay"
+        assert "10.0.2.3" in must(client, "cat /run/systemd/resolve/resolv.conf")  # DHCP's DNS server
+        assert "MINISAND-SSH-READY" in vm.console()
         sftp = client.open_sftp()
         sftp.put(str(oci_tar), "/tmp/smoke.tar")
         sftp.close()
