@@ -54,8 +54,8 @@ class NoneEnv:
     ep: LabEndpoints  # as seen inside the namespace
     home: Path
 
-    def cli(self, profile: str) -> CLI:
-        return CLI(self.home, profile, prefix=self.ns.argv())
+    def cli(self, profile: str, home: Path | None = None) -> CLI:
+        return CLI(home or self.home, profile, prefix=self.ns.argv())
 
     def flags(self, cn: bool = False) -> list[str]:
         reg = f"http://{self.ep.registry}"
@@ -88,8 +88,9 @@ def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
         try:
             yield env
         finally:
-            for profile in ("none-e2e", "none-cn", "none-faults"):
+            for profile in ("none-e2e", "none-cn"):
                 env.cli(profile).run("delete")
+            env.cli("none-faults", env.home / "faults").run("delete")
             for pid, _comm in _pids(CLUSTER_PROCS):
                 os.kill(pid, signal.SIGKILL)
             for n in set(Path("/run/netns").iterdir()) - netns_before:
@@ -190,3 +191,77 @@ def test_delete_removes_everything(none_env: NoneEnv, cluster: CLI) -> None:
     assert not (none_env.home / "profiles" / "none-e2e").exists()
     assert subprocess.run(none_env.ns.argv("ip", "link", "show", "cni0"), capture_output=True).returncode != 0
     assert not [n for n in Path("/run/netns").iterdir() if n.name.startswith("cni-")], "pod netns left behind"
+
+
+CN_REPOSITORY = "google_containers"
+CONTROL_PLANE = ("kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "etcd", "coredns",
+                 "pause")
+
+
+def test_cn_preset_pulls_every_control_plane_image_from_the_mirror(none_env: NoneEnv) -> None:
+    """--image-mirror-country cn with the lab standing in for registry.cn-hangzhou.aliyuncs.com: kubeadm's
+    imageRepository is Aliyun's google_containers, and the registry's log shows every control-plane image pulled
+    through the mirror for that upstream (?ns=registry.cn-hangzhou.aliyuncs.com) and none for registry.k8s.io."""
+    cli = none_env.cli("none-cn")
+    before = len(none_env.lab.registry_requests())
+    cli.ok("start", *none_env.flags(cn=True), label="start cn")
+    records = none_env.lab.registry_requests()[before:]
+    pulled = {r.repository for r in records if r.ns == "registry.cn-hangzhou.aliyuncs.com" and r.status == 200
+              and r.kind == "manifests"}
+    assert {f"{CN_REPOSITORY}/{name}" for name in CONTROL_PLANE} <= pulled, pulled
+    assert not [r for r in records if r.ns == "registry.k8s.io"], "a control-plane image bypassed the cn mirror"
+    k = Kubectl(cli)
+    kubeadm_cfg = k.json("get", "cm", "-n", "kube-system", "kubeadm-config")["data"]["ClusterConfiguration"]
+    assert "imageRepository: registry.cn-hangzhou.aliyuncs.com/google_containers" in kubeadm_cfg
+    images = {c["image"] for p in k.json("get", "pods", "-n", "kube-system")["items"] for c in p["spec"]["containers"]}
+    assert images and all(i.startswith("registry.cn-hangzhou.aliyuncs.com/google_containers/") for i in images), images
+    cli.ok("delete")
+
+
+def test_download_faults_and_a_killed_start(none_env: NoneEnv) -> None:
+    home = none_env.home / "faults"
+    cli = none_env.cli("none-faults", home)
+    lab = none_env.lab
+    kubelet = f"/release/{none_env.ep.kubernetes_version}/bin/linux/amd64/kubelet"
+    cache = home / "cache" / "linux" / "amd64" / none_env.ep.kubernetes_version
+
+    # a wrong .sha256: the binary is rejected and nothing lands in the cache
+    lab.inject_fault(f"{kubelet}.sha256", body="0" * 64, times=10)
+    try:
+        refused = cli.run("start", *none_env.flags())
+    finally:
+        lab.clear_faults()
+    assert refused.returncode == 41, refused.stderr  # CHECKSUM_MISMATCH
+    assert "sha256 mismatch" in refused.stderr and len(refused.stderr.strip().splitlines()[-1]) < 2000
+    assert not (cache / "kubelet").exists() and not list(cache.glob("*.part"))
+
+    # a download cut halfway resumes (HTTP Range) and the start goes on; minisand is then killed during kubeadm
+    lab.inject_fault(kubelet, cut_after=8 << 20, times=1)
+    log = home / "logs" / "none-faults.log"
+    start = subprocess.Popen([*cli.prefix, str(_minisand()), "start", *none_env.flags()], env=cli.env(),
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        marker = "--skip-phases=preflight,certs,kubeconfig,kubelet-start"
+        wait_until(lambda: log.exists() and marker in log.read_text(), 900, 0.2, "minisand to reach kubeadm init")
+        time.sleep(3)
+        start.send_signal(signal.SIGKILL)
+        start.wait(30)
+    finally:
+        if start.poll() is None:
+            start.kill()
+        lab.clear_faults()
+    kubelet_gets = [r for r in lab.binary_requests() if r.path == kubelet]
+    assert any(r.fault for r in kubelet_gets), "the cut was not served"
+    assert any(r.range for r in kubelet_gets), "the cut download was not resumed with a Range request"
+
+    cli.ok("start", *none_env.flags(), label="start after kill -9")
+    k = Kubectl(cli)
+    ready = {c["type"]: c["status"] for c in k.json("get", "node", "none-faults")["status"]["conditions"]}
+    assert ready["Ready"] == "True"
+    cli.ok("delete")
+
+
+def _minisand() -> Path:
+    from tests.integration.helpers.cli import VENV_BIN
+
+    return VENV_BIN / "minisand"

@@ -32,6 +32,7 @@ class LoggedRunner:
             timeout: float | None = None, check: bool = True,
             env: Mapping[str, str] | None = None) -> RunResult:
         start = time.monotonic()
+        log.debug("%s", json.dumps({"machine": self.machine, "argv": list(argv), "event": "start"}))
         try:
             result = self.inner.run(argv, sudo=sudo, input=input, timeout=timeout, check=check, env=env)
         except CommandError as exc:
