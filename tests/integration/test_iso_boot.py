@@ -10,6 +10,7 @@ import hashlib
 import io
 import shutil
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -75,6 +76,18 @@ def must(client: object, command: str) -> str:
     return out
 
 
+def wait_active(client: object, unit: str, timeout: float = 180) -> None:
+    """containerd starts after sshd (it is not on the path to SSH): wait for it as minisand does."""
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        _, state = run(client, f"systemctl is-active {unit}")  # type: ignore[arg-type]
+        if state.strip() == "active":
+            return
+        time.sleep(1)
+    raise AssertionError(f"{unit} is {state.strip()!r} after {timeout:.0f}s")
+
+
 @pytest.fixture()
 def vm_dir(tmp_path: Path) -> Iterator[Path]:
     yield tmp_path
@@ -93,7 +106,7 @@ def _first_boot_checks(vm: QemuVM, key: Path, oci_tar: Path) -> tuple[str, list[
     client = vm.ssh(key, host_key, 120)
     try:
         assert must(client, "hostname").strip() == "iso-test-1"
-        assert must(client, "systemctl is-active containerd").strip() == "active"
+        wait_active(client, "containerd")
         assert '"RuntimeReady"' in must(client, "sudo crictl info")
         assert must(client, "findmnt -n -o SOURCE /var/lib/containerd").strip().startswith("/dev/vda")
         assert must(client, "findmnt -n -o FSTYPE /").strip() == "overlay"
@@ -138,7 +151,7 @@ def test_direct_boot_persists_across_a_power_cycle(built: BuildResult, boot_file
         try:
             assert "localhost/smoke:latest" in must(client, "sudo ctr image ls -q").split()
             assert must(client, "systemctl is-active minisand-persist-test.service").strip() == "active"
-            assert must(client, "systemctl is-active containerd").strip() == "active"
+            wait_active(client, "containerd")
         finally:
             client.close()
 
@@ -196,7 +209,7 @@ def test_isolinux_boot_with_cidata_keeps_a_disk_with_data(built: BuildResult, cl
         client = vm.ssh(key, host_key, 120)
         try:
             assert must(client, "hostname").strip() == "from-cidata"
-            assert must(client, "systemctl is-active containerd").strip() == "active"
+            wait_active(client, "containerd")
             assert "BOOT_IMAGE" in must(client, "cat /proc/cmdline")  # isolinux, not direct kernel boot
             client.exec_command("sudo systemctl poweroff")
         finally:
