@@ -26,7 +26,7 @@ def apiserver_state(ctx: Context, cfg: ClusterConfig) -> str:
     if url is None:
         return "Stopped"
     try:
-        resp = requests.get(f"{url}/livez", verify=ca_file(ctx, cfg.name), timeout=5)
+        resp = requests.get(f"{url}/livez", verify=ca_file(ctx, cfg.name), timeout=20)
     except requests.exceptions.SSLError:
         return "Error"
     except requests.exceptions.RequestException:

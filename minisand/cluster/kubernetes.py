@@ -91,8 +91,11 @@ def bootstrap(ctx: Context, cfg: ClusterConfig, nodes: list[Node], repository: s
     refs = [str(i) for i in control_plane_images(cfg.kubernetes_version, repository)]
     tar = preload.tarball(ctx.home, cfg.kubernetes_version, repository, binaries.host_arch())
     with timer.phase("preload"):
-        for node in nodes:
-            timer.count("preload_bytes", preload.restore(node.runner, tar, refs))
+        if any(preload.missing(n.runner, refs) for n in nodes):
+            timer.count("downloaded_bytes", preload.ensure(tar, refs, cfg.mirrors, cfg.driver_options.guest_forwards,
+                                                           binaries.host_arch()))
+            for node in nodes:
+                timer.count("preload_bytes", preload.restore(node.runner, tar, refs))
     cp_ip = cp.facts.ip
     for node in nodes:
         _prepare_node(cfg, node, cp_ip)
@@ -105,10 +108,6 @@ def bootstrap(ctx: Context, cfg: ClusterConfig, nodes: list[Node], repository: s
         if cfg.wait:
             ui.step(f"Waiting for: {', '.join(cfg.wait)} (up to {cfg.wait_timeout:.0f}s) ...")
         wait.wait_for(admin, cfg.wait, cfg.wait_timeout)
-    with timer.phase("preload-save"):
-        saved = preload.save(cp.runner, tar, refs)
-        if saved:
-            log.info("saved a %d-byte preload tarball at %s", saved, tar)
 
 
 def _control_plane(cfg: ClusterConfig, cp: Node, repository: str) -> None:
