@@ -7,7 +7,6 @@ The ISO comes from `minisand iso build` (cached by recipe hash: minutes when col
 from __future__ import annotations
 
 import hashlib
-import io
 import shutil
 import subprocess
 import time
@@ -178,16 +177,13 @@ def test_pinned_key_rejects_another_host_key(built: BuildResult, boot_files: tup
 
 
 def _cidata_seed(path: Path, pub: str, hostname: str) -> Path:
-    import pycdlib
-
-    files = {"META-DATA.;1": ("meta-data", f"instance-id: smoke\nlocal-hostname: {hostname}\n".encode()),
-             "USER-DATA.;1": ("user-data", f"#cloud-config\nssh_authorized_keys:\n  - {pub}\n".encode())}
-    cd = pycdlib.PyCdlib()
-    cd.new(interchange_level=3, rock_ridge="1.09", joliet=3, vol_ident="cidata")
-    for iso_name, (name, data) in files.items():
-        cd.add_fp(io.BytesIO(data), len(data), f"/{iso_name}", rr_name=name, joliet_path=f"/{name}")
-    cd.write(str(path))
-    cd.close()
+    """A NoCloud seed as cloud-localds makes it: an ISO 9660 volume labelled cidata (Rock Ridge + Joliet)."""
+    d = path.with_suffix(".d")
+    d.mkdir()
+    (d / "meta-data").write_text(f"instance-id: smoke\nlocal-hostname: {hostname}\n")
+    (d / "user-data").write_text(f"#cloud-config\nssh_authorized_keys:\n  - {pub}\n")
+    subprocess.run(["xorriso", "-as", "mkisofs", "-o", str(path), "-V", "cidata", "-J", "-R", str(d)],
+                   check=True, capture_output=True)
     return path
 
 
