@@ -18,7 +18,7 @@ DEFAULT_KUBERNETES_VERSION = "v1.36.4"
 DEFAULT_CPUS = 2
 DEFAULT_MEMORY_MB = 4096
 DEFAULT_DISK_MB = 20480
-DEFAULT_WAIT = ("apiserver", "system_pods", "node_ready")
+DEFAULT_WAIT = ("apiserver", "system_pods", "node_ready", "default_sa")
 WAIT_COMPONENTS = ("apiserver", "system_pods", "node_ready", "default_sa", "apps_running")
 DEFAULT_WAIT_TIMEOUT = 900.0
 
