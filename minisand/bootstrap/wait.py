@@ -52,12 +52,13 @@ def _system_pods(client: Any) -> list[str]:
 
     pods: list[Any] = k.CoreV1Api(client).list_namespaced_pod("kube-system").items
     problems = []
-    required = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler"}
+    required = {"etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kube-proxy", "kube-dns"}
     seen = set()
     for pod in pods:
-        comp = (pod.metadata.labels or {}).get("component")
-        if comp:
-            seen.add(comp)
+        labels = pod.metadata.labels or {}
+        for key in ("component", "k8s-app"):
+            if key in labels:
+                seen.add(labels[key])
         phase = pod.status.phase
         if phase == "Succeeded":
             continue
