@@ -20,4 +20,5 @@ def build(
     from minisand.iso.build import build_iso
 
     result = build_iso(output, force=force)
-    typer.echo(str(getattr(result, "iso", result)))
+    typer.echo(f"iso: {result.iso}\nsha256: {result.sha256}\nmanifest: {result.manifest}\n"
+               f"cached: {str(result.cached).lower()}\nsize: {result.size}\nseconds: {result.seconds:.1f}")

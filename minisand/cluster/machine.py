@@ -16,6 +16,8 @@ from minisand.runner.base import CommandRunner
 
 log = logging.getLogger(__name__)
 
+SSH_READY = "MINISAND-SSH-READY"
+
 
 def wait_console(path: Path, marker: str, timeout: float, alive: object = None) -> str:
     """Waits until the console log at path contains marker; alive() False aborts early."""
@@ -40,8 +42,16 @@ def pin_host_key(driver: Driver, timeout: float) -> str | None:
     rec = driver.record()
     if console is None or rec is None:
         return None
-    text = wait_console(console, HOST_KEYS_END, timeout,
-                        alive=lambda: driver.state() not in (MachineState.STOPPED, MachineState.NONEXISTENT))
+    alive = lambda: driver.state() not in (MachineState.STOPPED, MachineState.NONEXISTENT)  # noqa: E731
+    text = wait_console(console, HOST_KEYS_END, timeout, alive=alive)
+    try:
+        # the ISO prints this once the network is configured and sshd listens: connecting earlier through
+        # user-mode networking only queues connections that each cost the guest a process
+        text = wait_console(console, SSH_READY, timeout, alive=alive)
+    except MinisandError as exc:
+        if exc.code != ExitCode.DRIVER_ERROR or "did not finish booting" not in exc.message:
+            raise
+        log.warning("no %s on the console of %s; trying SSH anyway", SSH_READY, driver.spec.machine)
     key = preferred_host_key(host_keys_from_console(text))
     if key is None:
         raise MinisandError("the guest printed no usable SSH host key on its console",

@@ -73,11 +73,17 @@ def _cache_key(qemu: str, kernel: Path) -> str:
     return h.hexdigest()[:32]
 
 
+def _probe_cmdline() -> str:
+    from minisand.iso.layout import kernel_cmdline
+
+    return kernel_cmdline(probe=True) + " panic=-1"
+
+
 def probe_boot(qemu: str, kernel: Path, initrd: Path, timeout: float) -> tuple[bool, float]:
     """Boots kernel+initrd under KVM with minisand.probe=1; True if the marker appears within timeout."""
     argv = [qemu, "-accel", "kvm", "-cpu", "host", "-m", "512", "-smp", "1", "-nodefaults", "-no-user-config",
             "-display", "none", "-serial", "stdio", "-no-reboot", "-kernel", str(kernel), "-initrd", str(initrd),
-            "-append", "console=ttyS0 minisand.probe=1 panic=-1 quiet"]
+            "-append", _probe_cmdline()]
     start = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     assert proc.stdout is not None

@@ -78,7 +78,7 @@ class SSHRunner:
             client.set_missing_host_key_policy(_record_policy(recorded))
         pkey = paramiko.Ed25519Key.from_private_key_file(str(self.target.key_path))
         client.connect(self.target.host, port=self.target.port, username=self.target.user, pkey=pkey,
-                       look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=15,
+                       look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=30,
                        auth_timeout=15)
         transport = client.get_transport()
         if transport is not None:

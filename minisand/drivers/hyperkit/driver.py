@@ -23,7 +23,7 @@ from minisand.drivers.base import (
 )
 from minisand.drivers.hyperkit import leases
 from minisand.drivers.hyperkit.cmdline import HyperkitSettings, build_argv
-from minisand.drivers.qemu.cmdline import DEFAULT_APPEND
+from minisand.drivers.qemu.driver import kernel_cmdline
 from minisand.drivers.seed import write_seed_iso
 from minisand.drivers.vmcommon import ssh_runner, ssh_target
 from minisand.errors import ExitCode, MinisandError
@@ -69,7 +69,7 @@ class HyperkitDriver:
         return HyperkitSettings(
             hyperkit=shutil.which("hyperkit") or "hyperkit", uuid=rec.extra["uuid"], cpus=self.spec.cpus,
             memory_mb=self.spec.memory_mb, disk=self.disk, iso=self.spec.iso, seed=self.seed,
-            kernel=self.spec.kernel, initrd=self.spec.initrd, cmdline=DEFAULT_APPEND, state_dir=self.dir)
+            kernel=self.spec.kernel, initrd=self.spec.initrd, cmdline=kernel_cmdline(), state_dir=self.dir)
 
     def _pid(self) -> int | None:
         pid = procs.read_pid(self.dir / "hyperkit.pid")

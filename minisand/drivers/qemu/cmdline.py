@@ -7,7 +7,6 @@ from pathlib import Path
 
 from minisand.drivers.base import GUEST_APISERVER_PORT, GUEST_SSH_PORT
 
-DEFAULT_APPEND = "console=ttyS0,115200 quiet"
 
 
 @dataclass(frozen=True)

@@ -14,13 +14,19 @@ from typing import ClassVar
 
 from minisand.drivers import accel, procs, vmcommon
 from minisand.drivers.base import Health, MachineRecord, MachineSpec, MachineState
-from minisand.drivers.qemu.cmdline import DEFAULT_APPEND, GuestForward, QemuSettings, build_argv
+from minisand.drivers.qemu.cmdline import GuestForward, QemuSettings, build_argv
 from minisand.drivers.qemu.qmp import QMP, QMPError
 from minisand.errors import ExitCode, MinisandError
 from minisand.runner.base import CommandRunner
 from minisand.runner.ssh import SSHTarget
 
 log = logging.getLogger(__name__)
+
+
+def kernel_cmdline() -> str:
+    from minisand.iso.layout import kernel_cmdline as iso_cmdline
+
+    return iso_cmdline()
 
 
 def health() -> Health:
@@ -98,7 +104,7 @@ class QemuDriver:
         return QemuSettings(
             qemu=accel.qemu_binary(), name=self.spec.machine, accel=accel_name, cpus=self.spec.cpus,
             memory_mb=self.spec.memory_mb, disk=self.disk, iso=vmcommon.check_path(self.spec.iso),
-            kernel=self.spec.kernel, initrd=self.spec.initrd, append=DEFAULT_APPEND,
+            kernel=self.spec.kernel, initrd=self.spec.initrd, append=kernel_cmdline(),
             ssh_port=rec.ssh_port, apiserver_port=rec.apiserver_port, restrict=not opts.guest_egress,
             guest_forwards=tuple(GuestForward.parse(f) for f in opts.guest_forwards),
             fw_cfg_files=((vmcommon.FW_CFG_KEYS, fw / "authorized_keys"),
