@@ -8,7 +8,6 @@ from pathlib import Path
 from minisand.drivers.base import GUEST_APISERVER_PORT, GUEST_SSH_PORT
 
 
-
 @dataclass(frozen=True)
 class GuestForward:
     guest_ip: str
