@@ -15,24 +15,46 @@ from minisand.cluster.startconfig import Resolved, StartRequest, resolve
 from minisand.cluster.timing import PhaseTimer
 from minisand.config.model import ClusterConfig
 from minisand.drivers.registry import DriverInfo, choose, lookup
+from minisand.errors import bad_input
 from minisand.runner.base import CommandRunner
 
 log = logging.getLogger(__name__)
 
 
-def plan(ctx: Context, req: StartRequest) -> tuple[Resolved, DriverInfo, list[str]]:
-    """Validates every flag first (nothing is probed or created for bad input), then picks the driver."""
+def resolve_request(ctx: Context, req: StartRequest) -> tuple[Resolved, str | None]:
+    """Validates every flag (pure: nothing is probed or created for bad input)."""
     store = ctx.store
     existing = store.load(ctx.profile) if store.exists(ctx.profile) else None
     settings = ctx.settings.load()
     explicit = req.driver or (existing.driver if existing else None) or settings.get("driver")
     if isinstance(explicit, list):
         explicit = None
-    resolved = resolve(ctx.profile, req, existing, settings, explicit or "qemu")
+    return resolve(ctx.profile, req, existing, settings, explicit or "qemu"), explicit
+
+
+def choose_driver(resolved: Resolved, explicit: str | None) -> tuple[DriverInfo, list[str]]:
+    """Runs the drivers' health checks and picks one; refuses what the driver cannot do."""
     info, notes = choose(explicit)
     if info.name != resolved.config.driver:
         resolved.config = dataclasses.replace(resolved.config, driver=info.name)
-    return resolved, lookup(resolved.config.driver), notes
+    check_topology(resolved.config)
+    return lookup(resolved.config.driver), notes
+
+
+def check_topology(cfg: ClusterConfig) -> None:
+    """More than one node needs machines on one network: kvm2's private network (or hyperkit's vmnet)."""
+    shared_network = cfg.driver in ("kvm2", "hyperkit") and cfg.driver_options.network == "default"
+    if cfg.nodes > 1 and not shared_network:
+        raise bad_input(f"--nodes {cfg.nodes} needs machines that share a network; the {cfg.driver} driver"
+                        + (" with --network=user" if cfg.driver == "kvm2" else "") + " gives each node its own",
+                        "use --driver=kvm2 (its default private network), or --nodes=1",
+                        reason="MULTINODE_UNSUPPORTED")
+
+
+def plan(ctx: Context, req: StartRequest) -> tuple[Resolved, DriverInfo, list[str]]:
+    resolved, explicit = resolve_request(ctx, req)
+    info, notes = choose_driver(resolved, explicit)
+    return resolved, info, notes
 
 
 def boot_media(ctx: Context, cfg: ClusterConfig) -> BootMedia:
@@ -52,15 +74,16 @@ def boot_media(ctx: Context, cfg: ClusterConfig) -> BootMedia:
 
 
 def run(ctx: Context, req: StartRequest) -> ClusterConfig:
-    resolved, info, notes = plan(ctx, req)
-    cfg = resolved.config
-    for note in notes:
-        log.info("driver skipped: %s", note)
+    resolved, explicit = resolve_request(ctx, req)
     for w in resolved.warnings:
         ui.warn(w)
     ctx.attach_log()
     timer = PhaseTimer()
     with ctx.store.lock(ctx.profile):
+        info, notes = choose_driver(resolved, explicit)
+        cfg = resolved.config
+        for note in notes:
+            log.info("driver skipped: %s", note)
         fresh = not ctx.store.exists(ctx.profile)
         ctx.store.save(cfg)
         try:

@@ -117,3 +117,29 @@ def test_help_imports_nothing_heavy(tmp_path: Path) -> None:
     rc, heavy, _seconds = eval(proc.stderr.strip().splitlines()[-1])
     assert rc == 0 and heavy == []
     assert "start" in proc.stdout and "addons" in proc.stdout
+
+
+def test_second_concurrent_start_is_refused_before_any_work(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    store = ProfileStore(Home(home))
+    store.save(ClusterConfig(name="minisand", driver="qemu"))
+    with store.lock("minisand"):
+        code, _o, err = _run(["start", "--driver", "qemu"], capsys)
+    assert code == ExitCode.PROFILE_BUSY
+    _one_line_error(err)
+    assert "busy" in err
+
+
+@pytest.mark.parametrize(("driver", "network", "ok"), [("qemu", "default", False), ("none", "default", False),
+                                                    ("kvm2", "user", False), ("kvm2", "default", True)])
+def test_multinode_needs_a_shared_network(driver: str, network: str, ok: bool) -> None:
+    from minisand.cluster.start import check_topology
+    from minisand.config.model import DriverOptions
+    from minisand.errors import MinisandError
+
+    cfg = ClusterConfig(name="dev", driver=driver, nodes=2, driver_options=DriverOptions(network=network))
+    if ok:
+        check_topology(cfg)
+        return
+    with pytest.raises(MinisandError) as exc:
+        check_topology(cfg)
+    assert exc.value.code == ExitCode.BAD_INPUT and "kvm2" in exc.value.hint
