@@ -19,12 +19,12 @@ import pytest
 from e2e.conftest import Kubectl, collect_journals, wait_until
 from e2e.lab import Lab
 from e2e.lab.endpoints import LabEndpoints
+from e2e.netenv import node_namespace
 from tests.integration.helpers.cli import CLI
-from tests.integration.helpers.netns import NetNS, network_namespace
+from tests.integration.helpers.netns import NetNS
 
 pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(3600)]
 
-NODE_IP = "10.88.0.2"
 CLUSTER_PROCS = ("containerd", "kubelet", "etcd", "kube-apiserver", "kube-controller", "kube-scheduler",
                  "kube-proxy", "coredns", "containerd-shim")
 HOST_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/minisand", "/var/lib/containerd",
@@ -77,12 +77,7 @@ def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
                     f"{leftovers}; the none-driver test needs a clean host")
     created = [d for d in HOST_DIRS if not Path(d).exists()]
     netns_before = set(Path("/run/netns").iterdir()) if Path("/run/netns").exists() else set()
-    with network_namespace("none") as ns:
-        subprocess.run(["ip", "-n", ns.name, "link", "add", "v0", "type", "veth", "peer", "name", "v1"], check=True)
-        subprocess.run(["ip", "-n", ns.name, "addr", "add", f"{NODE_IP}/24", "dev", "v0"], check=True)
-        for link in ("v0", "v1"):
-            subprocess.run(["ip", "-n", ns.name, "link", "set", link, "up"], check=True)
-        subprocess.run(["ip", "-n", ns.name, "route", "add", "default", "via", "10.88.0.1", "dev", "v0"], check=True)
+    with node_namespace("none") as ns:
         ep = lab.expose_in_netns(ns.path)
         env = NoneEnv(ns, lab, ep, tmp_path_factory.mktemp("none-home"))
         try:
