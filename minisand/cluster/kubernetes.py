@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from minisand import ui
 from minisand.bootstrap import binaries, cni, kubeadm, kubeconfig, preload, wait
+from minisand.cluster import podnet
 from minisand.cluster.context import Context
 from minisand.cluster.timing import PhaseTimer
 from minisand.config.model import ClusterConfig
@@ -104,6 +105,8 @@ def bootstrap(ctx: Context, cfg: ClusterConfig, nodes: list[Node], repository: s
         admin = _fetch_kubeconfig(ctx, cfg, cp)
         for worker in nodes[1:]:
             _worker(cfg, cp, worker, repository)
+        if len(nodes) > 1:
+            podnet.configure(nodes, wait.api_client(admin))
     with timer.phase("wait"):
         if cfg.wait:
             ui.step(f"Waiting for: {', '.join(cfg.wait)} (up to {cfg.wait_timeout:.0f}s) ...")

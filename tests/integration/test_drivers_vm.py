@@ -6,8 +6,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 
 from minisand.iso.build import BuildResult, build_iso
 from tests.integration.helpers.cli import CLI, qemu_pids
-from tests.integration.helpers.netns import NetNS, network_namespace
+from tests.integration.helpers.libvirtd import Libvirtd, libvirt_objects, libvirtd_in_netns
 
 pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow]
 
@@ -75,67 +73,10 @@ def test_qemu_driver_lifecycle(iso: BuildResult, tmp_path: Path) -> None:
             os.kill(pid, signal.SIGKILL)
 
 
-class Libvirtd:
-    """libvirtd (and virtlogd) started by the test, libvirtd inside the test's network namespace so that its NAT
-    network, bridge, dnsmasq and guests live there; stopped by PID at the end."""
-
-    def __init__(self, ns: NetNS, run_dir: Path) -> None:
-        self.ns = ns
-        self.pidfiles = {"virtlogd": run_dir / "virtlogd.pid", "libvirtd": run_dir / "libvirtd.pid"}
-
-    def start(self) -> None:
-        if Path("/run/libvirt/libvirt-sock").exists() and subprocess.run(
-                ["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=20).returncode == 0:
-            pytest.fail("a libvirtd is already running on this host; the test needs its own inside a netns")
-        subprocess.run(["virtlogd", "--daemon", "--pid-file", str(self.pidfiles["virtlogd"])], check=True, timeout=30)
-        subprocess.run(self.ns.argv("libvirtd", "--daemon", "--pid-file", str(self.pidfiles["libvirtd"])),
-                       check=True, timeout=30)
-        deadline = time.monotonic() + 60
-        while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
-                             timeout=20).returncode != 0:
-            if time.monotonic() > deadline:
-                raise TimeoutError("libvirtd did not answer within 60s")
-            time.sleep(0.5)
-
-    def stop(self) -> None:
-        for pidfile in sorted(Path("/run/libvirt/network").glob("*.pid")):  # dnsmasq of libvirt networks
-            _kill(pidfile)
-        for name in ("libvirtd", "virtlogd"):
-            _kill(self.pidfiles[name])
-
-
-def _kill(pidfile: Path) -> None:
-    try:
-        pid = int(pidfile.read_text().strip())
-    except (OSError, ValueError):
-        return
-    try:
-        os.kill(pid, signal.SIGTERM)
-        for _ in range(100):
-            os.kill(pid, 0)
-            time.sleep(0.1)
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 @pytest.fixture()
 def libvirtd(tmp_path: Path) -> Iterator[Libvirtd]:
-    with network_namespace("lv") as ns:
-        d = Libvirtd(ns, tmp_path)
-        try:
-            d.start()
-            yield d
-        finally:
-            d.stop()
-
-
-def _libvirt_objects() -> tuple[str, str]:
-    doms = subprocess.run(["virsh", "-c", "qemu:///system", "list", "--all", "--name"], capture_output=True,
-                          text=True, timeout=30).stdout
-    nets = subprocess.run(["virsh", "-c", "qemu:///system", "net-list", "--all", "--name"], capture_output=True,
-                          text=True, timeout=30).stdout
-    return doms, nets
+    with libvirtd_in_netns(tmp_path) as d:
+        yield d
 
 
 @pytest.mark.parametrize("network", ["default", "user"])
@@ -143,7 +84,7 @@ def test_kvm2_driver_lifecycle(iso: BuildResult, tmp_path: Path, libvirtd: Libvi
     cli = CLI(tmp_path / "home", f"kvm-{network}", prefix=libvirtd.ns.argv())
     try:
         _lifecycle(cli, iso, "kvm2", f"--network={network}")
-        doms, nets = _libvirt_objects()
+        doms, nets = libvirt_objects()
         assert f"minisand-{cli.profile}" not in doms
         assert f"minisand-{cli.profile}" not in nets
         assert qemu_pids(f"minisand-{cli.profile}") == []

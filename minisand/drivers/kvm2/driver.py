@@ -84,7 +84,10 @@ class Kvm2Driver:
         import ipaddress
 
         rec = self.record()
-        if rec and rec.extra.get("subnet"):
+        existing = conn.network_xml(self.network)
+        if existing is not None:  # another node of the profile created it
+            subnet = next(iter(xml.used_subnets([existing])))
+        elif rec and rec.extra.get("subnet"):
             subnet = ipaddress.IPv4Network(rec.extra["subnet"])
         else:
             subnet = xml.free_subnet(xml.used_subnets(conn.network_xmls()))

@@ -171,6 +171,10 @@ class Connection:
     def network_exists(self, name: str) -> bool:
         return self._network(name) is not None
 
+    def network_xml(self, name: str) -> str | None:
+        net = self._network(name)
+        return None if net is None else str(net.XMLDesc(0))
+
     def network_xmls(self) -> list[str]:
         try:
             return [str(n.XMLDesc(0)) for n in self._conn.listAllNetworks(0)]
