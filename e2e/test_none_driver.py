@@ -134,11 +134,11 @@ def _fetch_from_inside(k: Kubectl, url: str) -> str:
     return out
 
 
-def test_start_ends_ready(none_env: NoneEnv, cluster: CLI, request: pytest.FixtureRequest) -> None:
+def test_start_ends_ready(none_env: NoneEnv, cluster: CLI, tmp_path: Path) -> None:
     try:
         cluster.ok("start", *none_env.flags(), label="start (cold)")
     except AssertionError:
-        collect_journals(cluster, Path(str(request.node.path)).with_suffix(".journal.txt"))
+        collect_journals(cluster, tmp_path / "journals.txt")
         raise
     k = Kubectl(cluster)
     nodes = k.json("get", "nodes")["items"]
