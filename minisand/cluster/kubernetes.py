@@ -26,6 +26,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 ADMIN_CONF = PurePosixPath("/etc/kubernetes/admin.conf")
+KUBELET_RESOLV = STATE_DIR / "kubelet-resolv.conf"
+SLIRP_DNS = "10.0.2.3"  # qemu user-mode networking's resolver
+# A constant script: the resolv.conf kubeadm would hand the kubelet (systemd-resolved's upstream file, else /etc's)
+_RESOLV = "cat /run/systemd/resolve/resolv.conf 2>/dev/null || cat /etc/resolv.conf 2>/dev/null || true"
 VERSION_FILE = STATE_DIR / "kubernetes-version"
 
 
@@ -48,6 +52,18 @@ def _control_plane_host(node: Node) -> str:
     return node.facts.ip if node.driver.name in ("none", "ssh") else kubeadm.CONTROL_PLANE_HOST
 
 
+def _kubelet_resolv(node: Node) -> tuple[tuple[str, str], ...]:
+    """Pods with dnsPolicy Default (CoreDNS) get the kubelet's resolv.conf, and CoreDNS will not start without a
+    nameserver in it. A guest on qemu's restricted user network learns none by DHCP: give it slirp's resolver
+    (it answers when egress is allowed, and harmlessly times out when not)."""
+    text = node.runner.run(["sh", "-c", _RESOLV], check=False, timeout=30).out
+    servers = [ln.split()[1] for ln in text.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
+    if any(not s.startswith("127.") for s in servers):
+        return ()
+    node.runner.write_file(KUBELET_RESOLV, f"nameserver {SLIRP_DNS}\n".encode())
+    return (("resolvConf", str(KUBELET_RESOLV)),)
+
+
 def _params(cfg: ClusterConfig, node: Node, repository: str, token: str,
             control_plane_host: str) -> kubeadm.KubeadmParams:
     rec = _record(node)
@@ -56,7 +72,7 @@ def _params(cfg: ClusterConfig, node: Node, repository: str, token: str,
         kubernetes_version=cfg.kubernetes_version, cluster_name=cfg.name, node_name=node.machine,
         node_ip=node.facts.ip, image_repository=repository, token=token, cgroup_driver=node.facts.cgroup_driver,
         fail_cgroup_v1=node.facts.cgroup_v2, cert_sans=sans, extra_config=cfg.extra_config,
-        health_timeout="20m0s", control_plane_host=control_plane_host)
+        health_timeout="20m0s", control_plane_host=control_plane_host, kubelet_config=_kubelet_resolv(node))
 
 
 def _prepare_node(cfg: ClusterConfig, node: Node, cp_ip: str) -> None:
