@@ -16,7 +16,7 @@ from minisand.iso.build import build_iso
 from tests.integration.helpers.cli import CLI, qemu_pids
 from tests.integration.helpers.libvirtd import Libvirtd, libvirt_objects, libvirtd_in_netns
 
-pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow, pytest.mark.multinode, pytest.mark.timeout(3600)]
 
 PROFILE = "multi"
 GATEWAY = "192.168.39.1"  # the first private network minisand creates in a fresh namespace

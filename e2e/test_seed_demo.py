@@ -26,7 +26,7 @@ from e2e.lab.endpoints import LabEndpoints
 from minisand.iso.build import BuildResult, build_iso
 from tests.integration.helpers.cli import CLI, qemu_pids
 
-pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow, pytest.mark.timeout(1800)]
 
 GUEST_REGISTRY = "10.0.2.100:5000"  # where the guest reaches the lab's registry (qemu guestfwd)
 PROFILE = "seed-demo"
@@ -73,7 +73,7 @@ class Demo:
                 f"--guest-forward={GUEST_REGISTRY}=127.0.0.1:{self.ep.registry.rsplit(':', 1)[1]}",
                 f"--registry-mirror=registry.k8s.io={reg}", f"--registry-mirror=docker.io={reg}",
                 f"--binary-mirror={self.ep.binary_mirror}", f"--gvisor-mirror={self.ep.gvisor_mirror}",
-                "--offline", "--wait-timeout=40m"]
+                "--offline", "--wait-timeout=20m"]
 
     @property
     def k(self) -> Kubectl:

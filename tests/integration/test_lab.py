@@ -26,7 +26,7 @@ from e2e.lab.layout import GVISOR_BINARIES
 from e2e.lab.versions import K8S_BINARIES
 from minisand.drivers import procs
 
-pytestmark = [pytest.mark.root, pytest.mark.timeout(5400)]
+pytestmark = [pytest.mark.root, pytest.mark.timeout(1800)]
 OCI_ACCEPT = ", ".join(["application/vnd.oci.image.manifest.v1+json",
                         "application/vnd.docker.distribution.manifest.v2+json"])
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -32,6 +32,11 @@ class DomainParams:
     uuid: str = "00000000-0000-4000-8000-000000000000"
 
 
+# The root-complex slot of the user-mode NIC (added on the qemu command line, outside libvirt's address
+# allocation, which fills pcie-root-ports from slot 1 upwards).
+USER_NIC_SLOT = "0x10"
+
+
 def _attr(value: object) -> str:
     """A value safe inside a single-quoted XML attribute (template uses '...')."""
     text = str(value)
@@ -46,7 +51,7 @@ def domain_xml(p: DomainParams) -> str:
         domain_type=p.domain_type, memory_mb=p.memory_mb, cpus=p.cpus, iso=_attr(p.iso), disk=_attr(p.disk),
         serial_log=_attr(p.serial_log), fw_cfg=[{"name": _attr(n), "file": _attr(f)} for n, f in p.fw_cfg],
         mac=_attr(p.mac), uid=p.uid, gid=p.gid, user_net=p.network is None, network=_attr(p.network or ""),
-        user_netdev=_attr(p.user_netdev), uuid=_attr(p.uuid))
+        user_netdev=_attr(p.user_netdev), user_nic_slot=USER_NIC_SLOT, uuid=_attr(p.uuid))
 
 
 @dataclass(frozen=True)

@@ -21,14 +21,17 @@ class Libvirtd:
     def __init__(self, ns: NetNS, run_dir: Path) -> None:
         self.ns = ns
         self.pidfiles = {"virtlogd": run_dir / "virtlogd.pid", "libvirtd": run_dir / "libvirtd.pid"}
+        self.log = run_dir / "libvirtd.log"  # info level, with timestamps: where a slow libvirt call spent its time
 
     def start(self) -> None:
         if Path("/run/libvirt/libvirt-sock").exists() and subprocess.run(
                 ["virsh", "-c", "qemu:///system", "version"], capture_output=True, timeout=20).returncode == 0:
             raise RuntimeError("a libvirtd is already running on this host; the test needs its own inside a netns")
         subprocess.run(["virtlogd", "--daemon", "--pid-file", str(self.pidfiles["virtlogd"])], check=True, timeout=30)
+        env = {**os.environ, "LIBVIRT_LOG_OUTPUTS": f"2:file:{self.log}",
+               "LIBVIRT_LOG_FILTERS": "1:qemu.qemu_process 1:util.cgroup 1:util.systemd 1:util.process"}
         subprocess.run(self.ns.argv("libvirtd", "--daemon", "--pid-file", str(self.pidfiles["libvirtd"])),
-                       check=True, timeout=30)
+                       check=True, timeout=30, env=env)
         deadline = time.monotonic() + 60
         while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
                              timeout=20).returncode != 0:
