@@ -14,6 +14,7 @@ import pytest
 from minisand.iso.build import BuildResult, build_iso
 from tests.integration.helpers.cli import CLI, qemu_pids
 from tests.integration.helpers.libvirtd import Libvirtd, libvirt_objects, libvirtd_in_netns
+from tests.integration.helpers.oci import busybox_oci_tar
 
 pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow]
 
@@ -21,6 +22,11 @@ pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow]
 @pytest.fixture(scope="module")
 def iso() -> BuildResult:
     return build_iso(None)
+
+
+@pytest.fixture(scope="module")
+def oci_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return busybox_oci_tar(tmp_path_factory.mktemp("oci"))
 
 
 def _start_args(iso: BuildResult, driver: str, *extra: str) -> list[str]:
@@ -32,10 +38,23 @@ def _host_key(cli: CLI, machine: str) -> str:
     return str(json.loads((cli.home / "machines" / machine / "machine.json").read_text())["host_key"])
 
 
-def _lifecycle(cli: CLI, iso: BuildResult, driver: str, *extra: str) -> dict[str, float]:
+def _containerd_checks(cli: CLI, oci_tar: Path) -> None:
+    """The ISO's contract through the driver: containerd active, CRI answering, a local image imported and run."""
+    assert cli.ok("ssh", "--", "systemctl", "is-active", "containerd").strip() == "active"
+    assert '"RuntimeReady"' in cli.ok("ssh", "--", "sudo", "crictl", "info")
+    imported = cli.run("ssh", "--", "sudo", "ctr", "image", "import", "--base-name", "localhost/smoke", "-",
+                       stdin_file=oci_tar)
+    assert imported.returncode == 0, imported.stderr
+    ran = cli.ok("ssh", "--", "sudo", "ctr", "run", "--rm", "localhost/smoke:latest", "smoke1", "/bin/busybox",
+                 "echo", "hello-from-ctr")
+    assert ran.strip() == "hello-from-ctr"
+
+
+def _lifecycle(cli: CLI, iso: BuildResult, oci_tar: Path, driver: str, *extra: str) -> dict[str, float]:
     cli.ok(*_start_args(iso, driver, *extra), label="start (create)")
     kernel = cli.ok("ssh", "--", "uname", "-r").strip()
     assert kernel and "deb" in kernel
+    _containerd_checks(cli, oci_tar)
     failing = cli.run("ssh", "--", "sh", "-c", "echo to-stdout; echo to-stderr >&2; exit 3")
     assert failing.returncode == 3
     assert failing.stdout.strip() == "to-stdout" and "to-stderr" in failing.stderr
@@ -53,6 +72,7 @@ def _lifecycle(cli: CLI, iso: BuildResult, driver: str, *extra: str) -> dict[str
 
     cli.ok(*_start_args(iso, driver, *extra), label="start (existing)")
     assert cli.ok("ssh", "--", "cat", "/var/lib/minisand/marker").strip() == "kept"
+    assert "localhost/smoke:latest" in cli.ok("ssh", "--", "sudo", "ctr", "image", "ls", "-q").split()
     assert _host_key(cli, cli.profile) == pinned
 
     cli.ok("delete", label="delete")
@@ -61,10 +81,10 @@ def _lifecycle(cli: CLI, iso: BuildResult, driver: str, *extra: str) -> dict[str
     return cli.timings
 
 
-def test_qemu_driver_lifecycle(iso: BuildResult, tmp_path: Path) -> None:
+def test_qemu_driver_lifecycle(iso: BuildResult, oci_tar: Path, tmp_path: Path) -> None:
     cli = CLI(tmp_path / "home", "qemu-it")
     try:
-        timings = _lifecycle(cli, iso, "qemu")
+        timings = _lifecycle(cli, iso, oci_tar, "qemu")
         assert qemu_pids(f"minisand-{cli.profile}") == []
         (Path(os.environ.get("MINISAND_BENCH_OUT", tmp_path)) / "qemu-lifecycle.json").write_text(json.dumps(timings))
     finally:
@@ -80,10 +100,11 @@ def libvirtd(tmp_path: Path) -> Iterator[Libvirtd]:
 
 
 @pytest.mark.parametrize("network", ["default", "user"])
-def test_kvm2_driver_lifecycle(iso: BuildResult, tmp_path: Path, libvirtd: Libvirtd, network: str) -> None:
+def test_kvm2_driver_lifecycle(iso: BuildResult, oci_tar: Path, tmp_path: Path, libvirtd: Libvirtd,
+                              network: str) -> None:
     cli = CLI(tmp_path / "home", f"kvm-{network}", prefix=libvirtd.ns.argv())
     try:
-        _lifecycle(cli, iso, "kvm2", f"--network={network}")
+        _lifecycle(cli, iso, oci_tar, "kvm2", f"--network={network}")
         doms, nets = libvirt_objects()
         assert f"minisand-{cli.profile}" not in doms
         assert f"minisand-{cli.profile}" not in nets

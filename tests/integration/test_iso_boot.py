@@ -7,7 +7,6 @@ The ISO comes from `minisand iso build` (cached by recipe hash: minutes when col
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from minisand.iso.acquire import extract_boot_files
 from minisand.iso.build import BuildResult, build_iso
 from minisand.iso.smoke import QemuVM, VMOptions, booted, run
 from minisand.keys import ensure_client_key
+from tests.integration.helpers.oci import busybox_oci_tar
 
 pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow]
 
@@ -43,25 +43,7 @@ def client_key(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 @pytest.fixture(scope="module")
 def oci_tar(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A one-binary OCI image (the host's busybox-static) packed with umoci, as an OCI layout tar."""
-    work = tmp_path_factory.mktemp("oci")
-    layout, bundle = work / "layout", work / "bundle"
-    busybox = shutil.which("busybox")
-    assert busybox, "busybox-static is needed on the host"
-
-    def umoci(*args: str) -> None:
-        subprocess.run(["umoci", *args], check=True, capture_output=True)
-
-    umoci("init", "--layout", str(layout))
-    umoci("new", "--image", f"{layout}:latest")
-    umoci("unpack", "--image", f"{layout}:latest", str(bundle))
-    (bundle / "rootfs/bin").mkdir(parents=True)
-    shutil.copy2(busybox, bundle / "rootfs/bin/busybox")
-    umoci("repack", "--image", f"{layout}:latest", str(bundle))
-    umoci("config", "--image", f"{layout}:latest", "--config.cmd=/bin/busybox", "--config.cmd=true")
-    tar = work / "smoke.tar"
-    subprocess.run(["tar", "-C", str(layout), "-cf", str(tar), "."], check=True)
-    return tar
+    return busybox_oci_tar(tmp_path_factory.mktemp("oci"))
 
 
 def qcow2(path: Path, size: str = "4G") -> Path:

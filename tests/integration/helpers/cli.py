@@ -24,12 +24,17 @@ class CLI:
         return {**os.environ, "MINISAND_HOME": str(self.home), "MINISAND_PROFILE": self.profile,
                 "KUBECONFIG": str(self.home / "kubeconfig")}
 
-    def run(self, *args: str, timeout: float = 3600, stdin: str | None = None,
+    def run(self, *args: str, timeout: float = 3600, stdin: str | None = None, stdin_file: Path | None = None,
             label: str | None = None) -> subprocess.CompletedProcess[str]:
         argv = [*self.prefix, str(VENV_BIN / "minisand"), *args]
         t0 = time.monotonic()
-        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(), input=stdin,
-                              check=False)
+        if stdin_file is not None:
+            with stdin_file.open("rb") as f:
+                proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(), stdin=f,
+                                      check=False)
+        else:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout, env=self.env(),
+                                  input=stdin, check=False)
         if label:
             self.timings[label] = time.monotonic() - t0
         sys.stderr.write(f"$ minisand {' '.join(args)} -> {proc.returncode} ({time.monotonic() - t0:.1f}s)\n"
