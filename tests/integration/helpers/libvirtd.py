@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,8 +31,14 @@ class Libvirtd:
         subprocess.run(["virtlogd", "--daemon", "--pid-file", str(self.pidfiles["virtlogd"])], check=True, timeout=30)
         env = {**os.environ, "LIBVIRT_LOG_OUTPUTS": f"2:file:{self.log}",
                "LIBVIRT_LOG_FILTERS": "1:qemu.qemu_process 1:util.cgroup 1:util.systemd 1:util.process"}
-        subprocess.run(self.ns.argv("libvirtd", "--daemon", "--pid-file", str(self.pidfiles["libvirtd"])),
-                       check=True, timeout=30, env=env)
+        placeholder = self.log.with_name("no-kvm")
+        placeholder.write_text("")
+        # libvirtd in its own mount namespace without a usable /dev/kvm (see helpers/nokvm.py), and in the
+        # test's network namespace.
+        argv = ["unshare", "--mount", "--propagation", "private", "--",
+                *self.ns.argv(sys.executable, "-m", "tests.integration.helpers.nokvm", str(placeholder), "--",
+                              "libvirtd", "--daemon", "--pid-file", str(self.pidfiles["libvirtd"]))]
+        subprocess.run(argv, check=True, timeout=30, env=env, cwd=Path(__file__).resolve().parents[3])
         deadline = time.monotonic() + 60
         while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
                              timeout=20).returncode != 0:
