@@ -33,11 +33,14 @@ class Libvirtd:
                "LIBVIRT_LOG_FILTERS": "1:qemu.qemu_process 1:util.cgroup 1:util.systemd 1:util.process"}
         placeholder = self.log.with_name("no-kvm")
         placeholder.write_text("")
+        qemu_conf = self.log.with_name("qemu.conf")
+        qemu_conf.write_text(Path("/etc/libvirt/qemu.conf").read_text() + "\nnamespaces = []\n")
         # libvirtd in its own mount namespace without a usable /dev/kvm (see helpers/nokvm.py), and in the
         # test's network namespace.
         argv = ["unshare", "--mount", "--propagation", "private", "--",
-                *self.ns.argv(sys.executable, "-m", "tests.integration.helpers.nokvm", str(placeholder), "--",
-                              "libvirtd", "--daemon", "--pid-file", str(self.pidfiles["libvirtd"]))]
+                *self.ns.argv(sys.executable, "-m", "tests.integration.helpers.nokvm", str(placeholder),
+                              str(qemu_conf), "--", "libvirtd", "--daemon", "--pid-file",
+                              str(self.pidfiles["libvirtd"]))]
         subprocess.run(argv, check=True, timeout=30, env=env, cwd=Path(__file__).resolve().parents[3])
         deadline = time.monotonic() + 60
         while subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True,
