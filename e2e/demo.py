@@ -1,7 +1,7 @@
 """The seed demo (../shared/seeds/000_*.txt), narrated: the commands a user types and what they print, run
 offline against the local lab. `python -m e2e.demo` (root). Leaves nothing running; keeps caches.
 
-    minisand start --container-runtime=containerd <mirror flags pointing at the lab>
+    minisand start --container-runtime=containerd --image-mirror-country cn <the lab standing in for the mirrors>
     kubectl apply -f nginx.yaml;            kubectl exec nginx -- uname -a
     minisand addons enable gvisor;          kubectl get runtimeclass
     kubectl apply -f nginx-untrusted.yaml;  kubectl exec nginx-untrusted -- uname -a
@@ -66,7 +66,8 @@ def run(home: Path) -> None:
         flags = ["--driver=qemu", "--container-runtime=containerd", f"--iso-url=file://{iso.iso}",
                  f"--iso-checksum=sha256:{iso.sha256}", "--memory=4g", "--no-guest-egress",
                  f"--guest-forward={GUEST_REGISTRY}=127.0.0.1:{ep.registry.rsplit(':', 1)[1]}",
-                 f"--registry-mirror=registry.k8s.io={reg}", f"--registry-mirror=docker.io={reg}",
+                 "--image-mirror-country=cn", f"--registry-mirror=registry.cn-hangzhou.aliyuncs.com={reg}",
+                 f"--registry-mirror=docker.io={reg}",
                  f"--binary-mirror={ep.binary_mirror}", f"--gvisor-mirror={ep.gvisor_mirror}", "--offline",
                  "--wait-timeout=40m"]
         n = Narrator(home, "demo")
@@ -74,11 +75,14 @@ def run(home: Path) -> None:
             n.minisand("start", *flags)
             n.kubectl("apply", "-f", "-", stdin=pod("nginx"))
             n.kubectl("wait", "--for=condition=Ready", "pod/nginx", "--timeout=20m")
+            node_kernel = n.minisand("ssh", "--", "uname", "-r").strip()
+            runc_kernel = n.kubectl("exec", "nginx", "--", "uname", "-r").strip()
             n.kubectl("exec", "nginx", "--", "uname", "-a")
             n.minisand("addons", "enable", "gvisor")
             n.kubectl("get", "runtimeclass")
             n.kubectl("apply", "-f", "-", stdin=pod("nginx-untrusted", "gvisor"))
             n.kubectl("wait", "--for=condition=Ready", "pod/nginx-untrusted", "--timeout=20m")
+            gvisor_kernel = n.kubectl("exec", "nginx-untrusted", "--", "uname", "-r").strip()
             n.kubectl("exec", "nginx-untrusted", "--", "uname", "-a")
             n.minisand("ssh", "--", "sudo", "crictl", "pods")
             n.minisand("ssh", "--", "sudo", "ctr", "--namespace=k8s.io", "images", "ls")
@@ -86,11 +90,17 @@ def run(home: Path) -> None:
             n.minisand("start", *flags)
             n.kubectl("apply", "-f", "-", stdin=pod("nginx-untrusted-2", "gvisor"))
             n.kubectl("wait", "--for=condition=Ready", "pod/nginx-untrusted-2", "--timeout=20m")
-            n.kubectl("exec", "nginx-untrusted-2", "--", "uname", "-r")
+            after_restart = n.kubectl("exec", "nginx-untrusted-2", "--", "uname", "-r").strip()
             n.minisand("addons", "disable", "gvisor", "--force")
             n.minisand("status")
         finally:
             n.minisand("delete", check=False)
+    if not (runc_kernel == node_kernel and gvisor_kernel and gvisor_kernel != node_kernel
+            and after_restart == gvisor_kernel):
+        raise SystemExit(f"demo verdict failed: node kernel {node_kernel!r}, runc pod {runc_kernel!r}, gvisor pod "
+                         f"{gvisor_kernel!r}, gvisor pod after restart {after_restart!r}")
+    print(f"\nrunc pod kernel: {node_kernel} (the node's); gvisor pod kernel: {gvisor_kernel} (gVisor's), "
+          "also after stop/start")
 
 
 def main() -> int:
@@ -103,7 +113,7 @@ def main() -> int:
         return 1
     args.home.mkdir(parents=True, exist_ok=True)
     run(args.home)
-    print("\nDemo complete: the runc pod saw the node's kernel, the gvisor pod saw gVisor's.")
+    print("Demo complete.")
     return 0
 
 
