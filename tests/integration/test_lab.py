@@ -202,7 +202,7 @@ def test_mirror_pulls_are_attributed_by_ns(lab: Lab, ep: LabEndpoints) -> None:
     assert resp.status_code == 200
     records = [r for r in lab.registry_requests() if r.ns == "docker.io"]
     assert records and records[-1].repository == "library/busybox" and records[-1].status == 200
-    assert records[-1].kind == "manifests" and records[-1].reference == "latest"
+    assert records[-1].kind == "manifests" and records[-1].reference == "1.35.0"
 
 
 def test_stamped_versions(manifest: BuildManifest) -> None:
