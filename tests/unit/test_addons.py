@@ -12,24 +12,15 @@ import pytest
 
 from minisand.addons import kata, registry
 from minisand.addons.context import AddonContext
-from minisand.cli.app import run
 from minisand.config.model import ClusterConfig
 from minisand.config.store import ProfileStore
 from minisand.errors import ExitCode, MinisandError
 from minisand.paths import Home
 from minisand.runner.base import RunResult
+from tests.unit.clihelp import one_line_error, run_cli
 
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = run(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line(err: str) -> str:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("minisand: ") and "hint:" in lines[0], err
-    return lines[0]
+_run = run_cli
+_one_line = one_line_error
 
 
 def test_registry_lists_both_sandboxes(home: Path, capsys: pytest.CaptureFixture[str]) -> None:

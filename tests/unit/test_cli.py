@@ -7,24 +7,15 @@ from pathlib import Path
 
 import pytest
 
-from minisand.cli.app import hoist_globals, run
+from minisand.cli.app import hoist_globals
 from minisand.config.model import ClusterConfig
 from minisand.config.store import ProfileStore
 from minisand.errors import ExitCode
 from minisand.paths import Home
+from tests.unit.clihelp import one_line_error, run_cli
 
-
-def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    code = run(argv)
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def _one_line_error(err: str) -> None:
-    lines = [ln for ln in err.splitlines() if ln.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("minisand: ") and "hint:" in lines[0]
-    assert "Traceback" not in err
+_run = run_cli
+_one_line_error = one_line_error
 
 
 @pytest.mark.parametrize(("argv", "code"), [
