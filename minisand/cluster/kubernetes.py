@@ -55,7 +55,10 @@ def _control_plane_host(node: Node) -> str:
 def _kubelet_resolv(node: Node) -> tuple[tuple[str, str], ...]:
     """Pods with dnsPolicy Default (CoreDNS) get the kubelet's resolv.conf, and CoreDNS will not start without a
     nameserver in it. A guest on qemu's restricted user network learns none by DHCP: give it slirp's resolver
-    (it answers when egress is allowed, and harmlessly times out when not)."""
+    (it answers when egress is allowed, and harmlessly times out when not). Hosts the user brought (none, ssh)
+    keep their own resolver configuration."""
+    if node.driver.name in ("none", "ssh"):
+        return ()
     text = node.runner.run(["sh", "-c", _RESOLV], check=False, timeout=30).out
     servers = [ln.split()[1] for ln in text.splitlines() if ln.startswith("nameserver") and len(ln.split()) > 1]
     if any(not s.startswith("127.") for s in servers):
