@@ -65,13 +65,16 @@ def _series(first: CLI, second: CLI, flags: list[str]) -> list[dict[str, Any]]:
 
 
 def run_none() -> list[dict[str, Any]]:
-    from e2e.netenv import node_namespace
+    from e2e.netenv import host_leftovers, host_state_created_here, node_namespace
+
+    if host_leftovers():
+        raise SystemExit(f"this host has cluster state in {host_leftovers()}: the none benchmark needs a clean host")
 
     with tempfile.TemporaryDirectory(prefix="minisand-bench-") as tmp:
         lab = Lab(run_dir=Path(tmp) / "lab")
         lab.start()
         try:
-            with node_namespace("bench") as ns:
+            with host_state_created_here(), node_namespace("bench") as ns:
                 inside = lab.expose_in_netns(ns.path)
                 home = Path(tmp) / "home"
                 return _series(CLI(home, "bench-a", prefix=ns.argv()), CLI(home, "bench-b", prefix=ns.argv()),

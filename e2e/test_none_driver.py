@@ -19,7 +19,7 @@ import pytest
 from e2e.conftest import Kubectl, collect_journals, wait_until
 from e2e.lab import Lab
 from e2e.lab.endpoints import LabEndpoints
-from e2e.netenv import node_namespace
+from e2e.netenv import host_leftovers, host_state_created_here, node_namespace
 from tests.integration.helpers.cli import CLI
 from tests.integration.helpers.netns import NetNS
 
@@ -27,8 +27,6 @@ pytestmark = [pytest.mark.root, pytest.mark.slow, pytest.mark.timeout(3600)]
 
 CLUSTER_PROCS = ("containerd", "kubelet", "etcd", "kube-apiserver", "kube-controller", "kube-scheduler",
                  "kube-proxy", "coredns", "containerd-shim")
-HOST_DIRS = ("/etc/kubernetes", "/var/lib/kubelet", "/var/lib/etcd", "/var/lib/minisand", "/var/lib/containerd",
-             "/run/containerd", "/etc/containerd", "/etc/cni/net.d", "/var/lib/cni")
 
 
 def _pids(names: tuple[str, ...]) -> list[tuple[int, str]]:
@@ -71,13 +69,12 @@ class NoneEnv:
 def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[NoneEnv]:
     if shutil.which("containerd") is None:
         pytest.fail("containerd is not installed on this host: run `python -m e2e.hosttools install`")
-    leftovers = [d for d in HOST_DIRS if Path(d).exists() and any(f.is_file() for f in Path(d).rglob("*"))]
+    leftovers = host_leftovers()
     if _pids(CLUSTER_PROCS) or leftovers:
         pytest.fail(f"this host already runs cluster processes or has cluster state: {_pids(CLUSTER_PROCS)} "
                     f"{leftovers}; the none-driver test needs a clean host")
-    created = [d for d in HOST_DIRS if not Path(d).exists()]
     netns_before = set(Path("/run/netns").iterdir()) if Path("/run/netns").exists() else set()
-    with node_namespace("none") as ns:
+    with host_state_created_here(), node_namespace("none") as ns:
         ep = lab.expose_in_netns(ns.path)
         env = NoneEnv(ns, lab, ep, tmp_path_factory.mktemp("none-home"))
         try:
@@ -91,9 +88,6 @@ def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
             for n in set(Path("/run/netns").iterdir()) - netns_before:
                 if n.name.startswith("cni-"):
                     subprocess.run(["ip", "netns", "delete", n.name], check=False)
-            for d in created:  # what this test created on the host goes away again
-                subprocess.run(["umount", "-R", d], capture_output=True, check=False)
-                shutil.rmtree(d, ignore_errors=True)
 
 
 @pytest.fixture(scope="module")
