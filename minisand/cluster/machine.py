@@ -115,8 +115,3 @@ def notice_accel(driver: Driver) -> None:
     rec = driver.record()
     if rec and rec.accel == "tcg":
         ui.info("running under TCG software emulation (no usable KVM): expect a slow node")
-        if driver.name == "kvm2" and Path("/dev/kvm").exists():
-            # libvirt 9 finds /dev/kvm usable, its qemu probe finds KVM unavailable, and it re-probes qemu on
-            # every capabilities lookup: each domain operation takes minutes (measured here: 3-4 min a define).
-            ui.warn("/dev/kvm is present but unusable: libvirt re-probes qemu on every call and is slow here; "
-                    "the qemu driver (--driver=qemu) avoids libvirt")

@@ -19,12 +19,9 @@ from minisand.paths import Home
 from minisand.runner.base import RunResult
 from tests.unit.clihelp import one_line_error, run_cli
 
-_run = run_cli
-_one_line = one_line_error
-
 
 def test_registry_lists_both_sandboxes(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _err = _run(["addons", "list", "-o", "json"], capsys)
+    code, out, _err = run_cli(["addons", "list", "-o", "json"], capsys)
     assert code == 0
     listed = json.loads(out)
     assert set(listed) == {"gvisor", "kata"}
@@ -34,9 +31,9 @@ def test_registry_lists_both_sandboxes(home: Path, capsys: pytest.CaptureFixture
 def test_unknown_addon_names_the_known_ones(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ProfileStore(Home(home)).save(ClusterConfig(name="minisand", driver="qemu"))
     before = Home(home).profile_config("minisand").read_bytes()
-    code, _out, err = _run(["addons", "enable", "nosuch"], capsys)
+    code, _out, err = run_cli(["addons", "enable", "nosuch"], capsys)
     assert code == ExitCode.BAD_INPUT
-    assert "gvisor" in _one_line(err) and "kata" in err
+    assert "gvisor" in one_line_error(err) and "kata" in err
     assert Home(home).profile_config("minisand").read_bytes() == before
 
 
@@ -48,16 +45,16 @@ def test_unmet_requirement_is_named(home: Path, capsys: pytest.CaptureFixture[st
                                     needle: str) -> None:
     ProfileStore(Home(home)).save(cfg)
     before = Home(home).profile_config("minisand").read_bytes()
-    code, _out, err = _run(["addons", "enable", "gvisor"], capsys)
+    code, _out, err = run_cli(["addons", "enable", "gvisor"], capsys)
     assert code == ExitCode.ADDON_ERROR
-    assert needle in _one_line(err)
+    assert needle in one_line_error(err)
     assert Home(home).profile_config("minisand").read_bytes() == before
 
 
 def test_enable_on_a_missing_profile(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = _run(["addons", "enable", "gvisor"], capsys)
+    code, _out, err = run_cli(["addons", "enable", "gvisor"], capsys)
     assert code == ExitCode.PROFILE_NOT_FOUND
-    _one_line(err)
+    one_line_error(err)
 
 
 class _Node:

@@ -14,9 +14,6 @@ from minisand.errors import ExitCode
 from minisand.paths import Home
 from tests.unit.clihelp import one_line_error, run_cli
 
-_run = run_cli
-_one_line_error = one_line_error
-
 
 @pytest.mark.parametrize(("argv", "code"), [
     (["start", "--memory", "lots"], ExitCode.BAD_INPUT),
@@ -36,9 +33,9 @@ _one_line_error = one_line_error
 ])
 def test_bad_input_is_one_line_with_a_code(home: Path, capsys: pytest.CaptureFixture[str], argv: list[str],
                                            code: ExitCode) -> None:
-    got, _out, err = _run(argv, capsys)
+    got, _out, err = run_cli(argv, capsys)
     assert got == code, err
-    _one_line_error(err)
+    one_line_error(err)
     assert not (home / "profiles" / "minisand").exists()
 
 
@@ -48,9 +45,9 @@ def test_bad_input_leaves_an_existing_profile_intact(home: Path, capsys: pytest.
     store.save(cfg)
     before = Home(home).profile_config("minisand").read_bytes()
     for argv in (["start", "--memory", "lots"], ["start", "--driver", "kvm2"], ["start", "--cpus", "0"]):
-        code, _o, err = _run(argv, capsys)
+        code, _o, err = run_cli(argv, capsys)
         assert code == ExitCode.BAD_INPUT
-        _one_line_error(err)
+        one_line_error(err)
     assert Home(home).profile_config("minisand").read_bytes() == before
 
 
@@ -58,9 +55,9 @@ def test_second_start_on_a_locked_profile(home: Path, capsys: pytest.CaptureFixt
     store = ProfileStore(Home(home))
     store.save(ClusterConfig(name="minisand", driver="none"))
     with store.lock("minisand"):
-        code, _o, err = _run(["stop"], capsys)
+        code, _o, err = run_cli(["stop"], capsys)
     assert code == ExitCode.PROFILE_BUSY
-    _one_line_error(err)
+    one_line_error(err)
 
 
 def test_globals_anywhere() -> None:
@@ -70,31 +67,31 @@ def test_globals_anywhere() -> None:
 
 
 def test_config_set_get_view(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert _run(["config", "set", "memory", "6g"], capsys)[0] == 0
-    assert _run(["config", "set", "registry-mirror", "http://a:5000,http://b:5000"], capsys)[0] == 0
-    code, out, _ = _run(["config", "get", "memory"], capsys)
+    assert run_cli(["config", "set", "memory", "6g"], capsys)[0] == 0
+    assert run_cli(["config", "set", "registry-mirror", "http://a:5000,http://b:5000"], capsys)[0] == 0
+    code, out, _ = run_cli(["config", "get", "memory"], capsys)
     assert (code, out.strip()) == (0, "6g")
-    code, out, _ = _run(["config", "view", "-o", "json"], capsys)
+    code, out, _ = run_cli(["config", "view", "-o", "json"], capsys)
     data = json.loads(out)
     assert data["defaults"]["registry-mirror"] == ["http://a:5000", "http://b:5000"]
-    assert _run(["config", "unset", "memory"], capsys)[0] == 0
-    assert _run(["config", "get", "memory"], capsys)[0] == ExitCode.BAD_INPUT
+    assert run_cli(["config", "unset", "memory"], capsys)[0] == 0
+    assert run_cli(["config", "get", "memory"], capsys)[0] == ExitCode.BAD_INPUT
 
 
 def test_version_and_completion(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["version", "-o", "json"], capsys)
+    code, out, _ = run_cli(["version", "-o", "json"], capsys)
     assert code == 0 and json.loads(out)["minisandVersion"]
-    code, out, _ = _run(["completion", "bash"], capsys)
+    code, out, _ = run_cli(["completion", "bash"], capsys)
     assert code == 0 and "_MINISAND_COMPLETE" in out
 
 
 def test_profile_list_empty(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, _ = _run(["profile", "list"], capsys)
+    code, out, _ = run_cli(["profile", "list"], capsys)
     assert code == 0 and "No profiles" in out
 
 
 def test_delete_of_unknown_profile_is_a_no_op(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    code, _out, err = _run(["delete", "-p", "ghost"], capsys)
+    code, _out, err = run_cli(["delete", "-p", "ghost"], capsys)
     assert code == 0 and "nothing to delete" in err
 
 
@@ -114,9 +111,9 @@ def test_second_concurrent_start_is_refused_before_any_work(home: Path, capsys: 
     store = ProfileStore(Home(home))
     store.save(ClusterConfig(name="minisand", driver="qemu"))
     with store.lock("minisand"):
-        code, _o, err = _run(["start", "--driver", "qemu"], capsys)
+        code, _o, err = run_cli(["start", "--driver", "qemu"], capsys)
     assert code == ExitCode.PROFILE_BUSY
-    _one_line_error(err)
+    one_line_error(err)
     assert "busy" in err
 
 

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import ClassVar
 
+from minisand import ui
 from minisand.drivers import accel, vmcommon
 from minisand.drivers.base import (
     GUEST_APISERVER_PORT,
@@ -138,6 +139,11 @@ class Kvm2Driver:
                                         self.spec.initrd)
                 rec = dataclasses.replace(rec, accel=verdict.accel)
                 rec.save(self.dir)
+                if verdict.accel != "kvm" and Path("/dev/kvm").exists():
+                    # libvirt 9 finds /dev/kvm usable, its qemu probe finds KVM unavailable, and it re-probes
+                    # qemu on every capabilities lookup: minutes per domain operation (3-4 min a define here).
+                    ui.warn("/dev/kvm is present but unusable: libvirt re-probes qemu on every call and is slow "
+                            "here; the qemu driver (--driver=qemu) avoids libvirt")
                 if conn.domain_info(self.domain).state in ("absent", "shutoff"):
                     conn.define_domain(xml.domain_xml(self._domain_params(rec, verdict.accel)))
 
