@@ -29,10 +29,11 @@ def _qcow2(path: Path) -> Path:
     return path
 
 
-def probe_floor(iso: Path, boot: tuple[Path, Path], work: Path) -> float:
+def probe_floor(iso: Path, boot: tuple[Path, Path], work: Path, panics: list[str]) -> float:
     with booted(VMOptions(iso=iso, workdir=work, boot_files=boot, append="minisand.probe=1")) as vm:
         t = vm.wait_console("MINISAND-PROBE-OK", 120)
         vm.wait_exit(30)
+        panics += vm.panics
         return t
 
 
@@ -47,7 +48,7 @@ def boot_to_ssh(iso: Path, boot: tuple[Path, Path] | None, work: Path, key: Path
         client = vm.ssh(key, host_key, 180)
         t_ssh = vm.elapsed()
         result: dict[str, Any] = {"host_keys_s": round(t_keys, 2), "ready_s": round(t_ready, 2),
-                                  "ssh_s": round(t_ssh, 2)}
+                                  "ssh_s": round(t_ssh, 2), "panics": list(vm.panics)}
         try:
             _, analyze = run(client, "systemd-analyze")
             result["systemd_analyze"] = analyze.strip().splitlines()[0] if analyze.strip() else ""
@@ -58,6 +59,13 @@ def boot_to_ssh(iso: Path, boot: tuple[Path, Path] | None, work: Path, key: Path
                 mem = free.splitlines()[1].split()
                 result["used_mib"] = int(mem[2])
                 result["free_m"] = free.strip()
+                _, meminfo = run(client, "cat /proc/meminfo")
+                fields = dict(line.split(":", 1) for line in meminfo.splitlines() if ":" in line)
+                result["meminfo_kib"] = {k: int(fields[k].split()[0]) for k in (
+                    "MemTotal", "MemFree", "MemAvailable", "AnonPages", "Shmem", "Slab", "KernelStack",
+                    "PageTables", "VmallocUsed", "Cached", "AnonHugePages") if k in fields}
+                _, min_free = run(client, "cat /proc/sys/vm/min_free_kbytes")
+                result["min_free_kbytes"] = int(min_free.strip())
         finally:
             client.close()
         return result
@@ -95,7 +103,8 @@ def main() -> None:
         key = work / "id_ed25519"
         pub = ensure_client_key(key, "bench")
         boot = extract_boot_files(cached.iso, work / "boot")
-        report["floor_probe_s"] = [round(probe_floor(cached.iso, boot, work / f"probe{i}"), 2)
+        probe_panics: list[str] = []
+        report["floor_probe_s"] = [round(probe_floor(cached.iso, boot, work / f"probe{i}", probe_panics), 2)
                                    for i in range(args.runs)]
         disk = _qcow2(work / "data.qcow2")
         first = boot_to_ssh(cached.iso, boot, work / "first", key, pub, disk)
@@ -107,6 +116,7 @@ def main() -> None:
         report["idle_used_mib"] = direct[0].get("used_mib")
         iso_boot = boot_to_ssh(cached.iso, None, work / "isolinux", key, pub, disk)
         report["isolinux_boot"] = iso_boot
+        report["kernel_panics"] = probe_panics + [p for b in [first, *direct, iso_boot] for p in b["panics"]]
     if args.json:
         print(json.dumps(report, indent=1))
         return
@@ -123,7 +133,10 @@ def main() -> None:
     print(f"direct kernel boot, SSH median: {report['direct_ssh_s_median']} s")
     print(f"isolinux (cdrom) boot: host keys {iso_boot['host_keys_s']} s, ready {iso_boot['ready_s']} s, "
           f"SSH {iso_boot['ssh_s']} s")
+    print(f"kernel panics that restarted a boot (multi-threaded TCG, see minisand.drivers.console): "
+          f"{len(report['kernel_panics'])} {report['kernel_panics']}")
     print(f"idle memory after {args.settle:.0f} s: used {report['idle_used_mib']} MiB\n{direct[0].get('free_m', '')}")
+    print(f"meminfo (KiB): {direct[0].get('meminfo_kib')}; vm.min_free_kbytes {direct[0].get('min_free_kbytes')}")
 
 
 if __name__ == "__main__":

@@ -63,9 +63,14 @@ for f in \
     system-generators/systemd-factory-reset-generator system-generators/systemd-system-update-generator \
     system-generators/systemd-ssh-generator system-generators/systemd-getty-generator \
     system-generators/systemd-debug-generator \
-    system/kmod-static-nodes.service system/systemd-tmpfiles-setup-dev-early.service; do
+    system/kmod-static-nodes.service system/systemd-tmpfiles-setup-dev-early.service \
+    system/systemd-tmpfiles-setup-dev.service; do
     rm -f "/usr/lib/systemd/$f"
 done
+# Every SSH session opens a PAM session: without pam_motd (run-parts over /etc/update-motd.d) and pam_mail
+# each `minisand ssh -- CMD` costs two fewer process starts in the guest.
+sed -i '/pam_motd\.so/d; /pam_mail\.so/d' /etc/pam.d/sshd
+grep -Eq 'pam_(motd|mail)\.so' /etc/pam.d/sshd && exit 1
 # sshd listens on all addresses: it need not wait for network.target (networkd's start), only for its keys
 sed -i 's/^After=network.target /After=/' /usr/lib/systemd/system/ssh.service
 grep -q '^After=network.target' /usr/lib/systemd/system/ssh.service && exit 1
@@ -91,6 +96,15 @@ move_tree() {  # move_tree SRC DST: every entry of SRC into DST, replacing what 
     done
 }
 move_tree /etc/systemd/system /usr/lib/systemd/system
+# Not started at boot (links from the packages, in either directory before the move): logind and the D-Bus
+# daemon (no PAM module registers sessions here, libpam-systemd is not installed; dbus.socket still starts the
+# daemon for its first client, such as runc's systemd cgroup driver). systemd-tmpfiles-setup-dev is gone (its
+# unit file is removed above): devtmpfs makes the device nodes and, without kmod-static-nodes, it had nothing
+# to do but delay udevd.
+for link in multi-user.target.wants/systemd-logind.service sockets.target.wants/systemd-logind-varlink.socket \
+        multi-user.target.wants/dbus.service; do
+    rm -f "/usr/lib/systemd/system/$link"
+done
 # wants links left dangling by the removals above
 find /usr/lib/systemd/system -path '*.wants/*' -xtype l -delete
 # relative symlinks keep working after the move; absolute ones into /etc/systemd/system would not

@@ -10,6 +10,7 @@ from pathlib import Path
 from minisand import ui
 from minisand.drivers import procs
 from minisand.drivers.base import Driver, MachineState
+from minisand.drivers.console import GuestPanicked, panic_detail
 from minisand.errors import ExitCode, MinisandError
 from minisand.keys import HOST_KEYS_END, fingerprint, host_keys_from_console, preferred_host_key
 from minisand.runner.base import CommandRunner
@@ -17,15 +18,20 @@ from minisand.runner.base import CommandRunner
 log = logging.getLogger(__name__)
 
 SSH_READY = "MINISAND-SSH-READY"
+BOOT_ATTEMPTS = 3  # boots tried when the guest kernel panics early (see minisand.drivers.console)
 
 
 def wait_console(path: Path, marker: str, timeout: float, alive: object = None) -> str:
-    """Waits until the console log at path contains marker; alive() False aborts early."""
+    """Waits until the console log at path contains marker; alive() False aborts early; a kernel panic on the
+    console raises GuestPanicked at once."""
     deadline = time.monotonic() + timeout
     while True:
         text = path.read_text(errors="replace") if path.exists() else ""
         if marker in text:
             return text
+        detail = panic_detail(text)
+        if detail is not None:
+            raise GuestPanicked(detail, path)
         if callable(alive) and not alive():
             raise MinisandError("the machine stopped while booting", hint=f"see its console log {path}",
                                 code=ExitCode.DRIVER_ERROR)
@@ -77,9 +83,19 @@ def bring_up(driver: Driver, boot_timeout: float = 300.0) -> CommandRunner:
         driver.create()  # idempotent: repairs missing pieces (disk, files, domain)
     if state == MachineState.PAUSED:
         driver.stop(timeout=5)
-    started = time.monotonic()
-    driver.start()
-    pin_host_key(driver, boot_timeout)
+    for attempt in range(1, BOOT_ATTEMPTS + 1):
+        started = time.monotonic()
+        try:
+            driver.start()
+            pin_host_key(driver, boot_timeout)
+            break
+        except GuestPanicked as exc:
+            if attempt == BOOT_ATTEMPTS:
+                raise
+            # nothing was written yet: the panic comes before the data disk is mounted
+            ui.warn(f"{exc.message}; restarting machine {driver.spec.machine} (boot {attempt + 1} of "
+                    f"{BOOT_ATTEMPTS})")
+            driver.kill()
     runner = driver.runner()
     runner.run(["true"], timeout=60)
     log.info("machine reachable over SSH %.1fs after start", time.monotonic() - started)

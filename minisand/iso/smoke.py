@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from minisand.drivers.console import GuestPanicked, panic_detail
 from minisand.errors import ExitCode, MinisandError
 from minisand.iso.layout import kernel_cmdline
 from minisand.keys import host_keys_from_console, preferred_host_key
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 
 
 READY_MARKER = "MINISAND-SSH-READY"
+PANIC_RESTARTS = 2  # an early kernel panic under multi-threaded TCG restarts the VM (minisand.drivers.console)
 
 
 def free_port() -> int:
@@ -56,6 +58,7 @@ class QemuVM:
         self.serial_log = opts.workdir / "serial.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.started_at = 0.0
+        self.panics: list[str] = []  # the kernel panics that restarted this VM (their first Oops line)
 
     def argv(self) -> list[str]:
         o = self.opts
@@ -104,11 +107,24 @@ class QemuVM:
         return self.serial_log.read_bytes().decode(errors="replace") if self.serial_log.exists() else ""
 
     def wait_console(self, marker: str, timeout: float, *, after: int = 0) -> float:
-        """Seconds since qemu started when marker appeared on the serial console (after offset `after`)."""
+        """Seconds since qemu started when marker appeared on the serial console (after offset `after`). A
+        kernel panic kills and restarts the VM (up to PANIC_RESTARTS times; self.panics records them), and the
+        times then count from the restart."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if marker in self.console()[after:]:
+            text = self.console()
+            if marker in text[after:]:
                 return self.elapsed()
+            detail = panic_detail(text)
+            if detail is not None:
+                if len(self.panics) >= PANIC_RESTARTS:
+                    raise GuestPanicked(detail, self.serial_log)
+                self.panics.append(detail)
+                (self.opts.workdir / f"serial.panic{len(self.panics)}.log").write_text(text)
+                self.kill()
+                self.start()
+                after = 0
+                continue
             self._check_alive()
             time.sleep(0.05)
         raise MinisandError(f"{marker!r} did not appear on the serial console within {timeout:.0f}s",

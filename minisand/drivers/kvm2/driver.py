@@ -22,6 +22,7 @@ from minisand.drivers.base import (
     MachineSpec,
     MachineState,
 )
+from minisand.drivers.console import check_panic
 from minisand.drivers.kvm2 import xml
 from minisand.drivers.kvm2.virt import Connection
 from minisand.drivers.kvm2.virt import health as virt_health
@@ -163,6 +164,7 @@ class Kvm2Driver:
         mac = xml.mac_for(self.spec.machine)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            check_panic(self.serial_log)  # a guest that panicked gets no lease: say so now
             with self._conn() as conn:
                 for hw, addr in conn.domain_addresses(self.domain):
                     if hw.lower() == mac:

@@ -8,7 +8,6 @@ import dataclasses
 import logging
 import shutil
 import subprocess
-import time
 from pathlib import Path
 from typing import ClassVar
 
@@ -188,18 +187,3 @@ class QemuDriver:
 
     def console_log(self) -> Path | None:
         return self.serial_log
-
-    def wait_console(self, marker: str, timeout: float) -> str:
-        """Waits until the serial log contains marker; returns the log text."""
-        deadline = time.monotonic() + timeout
-        while True:
-            text = self.serial_log.read_text(errors="replace") if self.serial_log.exists() else ""
-            if marker in text:
-                return text
-            if self._pid() is None:
-                raise MinisandError(f"machine {self.spec.machine} stopped while booting",
-                                    hint=f"see its console log {self.serial_log}", code=ExitCode.DRIVER_ERROR)
-            if time.monotonic() > deadline:
-                raise MinisandError(f"machine {self.spec.machine} did not finish booting within {timeout:.0f}s",
-                                    hint=f"see its console log {self.serial_log}", code=ExitCode.DRIVER_ERROR)
-            time.sleep(0.2)
