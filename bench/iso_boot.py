@@ -50,9 +50,11 @@ def boot_to_ssh(iso: Path, boot: tuple[Path, Path] | None, work: Path, key: Path
         result: dict[str, Any] = {"host_keys_s": round(t_keys, 2), "ready_s": round(t_ready, 2),
                                   "ssh_s": round(t_ssh, 2), "panics": list(vm.panics)}
         try:
+            result["containerd_active_s"] = _wait_active(vm, client, "containerd")
+            # the D-Bus socket (systemd-analyze's way in) listens from the second half of the boot on
+            run(client, "systemctl is-system-running --wait")
             _, analyze = run(client, "systemd-analyze")
             result["systemd_analyze"] = analyze.strip().splitlines()[0] if analyze.strip() else ""
-            result["containerd_active_s"] = _wait_active(vm, client, "containerd")
             if settle:
                 time.sleep(settle)
                 _, free = run(client, "free -m")

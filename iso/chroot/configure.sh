@@ -18,7 +18,7 @@ rm -f /etc/ssh/ssh_host_*
 
 # --- units: what boots, what never does
 systemctl set-default multi-user.target
-systemctl enable minisand-firstboot.service minisand-ready.service systemd-networkd.service systemd-resolved.service \
+systemctl enable minisand-firstboot.service minisand-ready.service minisand-coldplug.service systemd-networkd.service systemd-resolved.service \
     containerd.service ssh.service
 for unit in apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer fstrim.timer e2scrub_all.timer \
         e2scrub_reap.service systemd-pstore.service getty@tty1.service remote-fs.target \
@@ -64,7 +64,7 @@ for f in \
     system-generators/systemd-ssh-generator system-generators/systemd-getty-generator \
     system-generators/systemd-debug-generator \
     system/kmod-static-nodes.service system/systemd-tmpfiles-setup-dev-early.service \
-    system/systemd-tmpfiles-setup-dev.service; do
+    system/systemd-tmpfiles-setup-dev.service system/systemd-udev-load-credentials.service; do
     rm -f "/usr/lib/systemd/$f"
 done
 # Every SSH session opens a PAM session: without pam_motd (run-parts over /etc/update-motd.d) and pam_mail
@@ -100,7 +100,8 @@ move_tree /etc/systemd/system /usr/lib/systemd/system
 # daemon (no PAM module registers sessions here, libpam-systemd is not installed; dbus.socket still starts the
 # daemon for its first client, such as runc's systemd cgroup driver). systemd-tmpfiles-setup-dev is gone (its
 # unit file is removed above): devtmpfs makes the device nodes and, without kmod-static-nodes, it had nothing
-# to do but delay udevd.
+# to do but delay udevd; so is systemd-udev-load-credentials (udev rules passed as system credentials, which
+# minisand never passes), which udevd waited for.
 for link in multi-user.target.wants/systemd-logind.service sockets.target.wants/systemd-logind-varlink.socket \
         multi-user.target.wants/dbus.service; do
     rm -f "/usr/lib/systemd/system/$link"
