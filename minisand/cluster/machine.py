@@ -92,7 +92,8 @@ def bring_up(driver: Driver, boot_timeout: float = 300.0) -> CommandRunner:
         except GuestPanicked as exc:
             if attempt == BOOT_ATTEMPTS:
                 raise
-            # nothing was written yet: the panic comes before the data disk is mounted
+            # the panics seen under TCG come ~1.5 s into boot, before the data disk is mounted; after a later one
+            # the initramfs replays the disk's journal (e2fsck) on the next boot
             ui.warn(f"{exc.message}; restarting machine {driver.spec.machine} (boot {attempt + 1} of "
                     f"{BOOT_ATTEMPTS})")
             driver.kill()

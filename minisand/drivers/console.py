@@ -3,8 +3,9 @@ the boot timeout.
 
 Under TCG with several vCPUs (qemu's multi-threaded TCG) the guest kernel occasionally dies early in boot with
 `Oops: int3` in scheduler-clock code: the kernel rewrites a static branch through a temporary int3 while the
-other vCPU still runs a stale translation of that instruction. The boot is then lost but nothing is damaged
-(it happens long before any disk is mounted), so the caller may kill the machine and start it again."""
+other vCPU still runs a stale translation of that instruction. The boot is lost but nothing is damaged (it
+happens about 1.5 s in, before the initramfs mounts any disk), so the caller may kill the machine and start it
+again."""
 
 from __future__ import annotations
 
