@@ -29,12 +29,12 @@ def _qcow2(path: Path) -> Path:
     return path
 
 
-def probe_floor(iso: Path, boot: tuple[Path, Path], work: Path, panics: list[str]) -> float:
+def probe_floor(iso: Path, boot: tuple[Path, Path], work: Path) -> tuple[float, list[str]]:
+    """Seconds to MINISAND-PROBE-OK, and the kernel panics that restarted the boot."""
     with booted(VMOptions(iso=iso, workdir=work, boot_files=boot, append="minisand.probe=1")) as vm:
         t = vm.wait_console("MINISAND-PROBE-OK", 120)
         vm.wait_exit(30)
-        panics += vm.panics
-        return t
+        return t, list(vm.panics)
 
 
 def boot_to_ssh(iso: Path, boot: tuple[Path, Path] | None, work: Path, key: Path, pub: str,
@@ -105,9 +105,9 @@ def main() -> None:
         key = work / "id_ed25519"
         pub = ensure_client_key(key, "bench")
         boot = extract_boot_files(cached.iso, work / "boot")
-        probe_panics: list[str] = []
-        report["floor_probe_s"] = [round(probe_floor(cached.iso, boot, work / f"probe{i}", probe_panics), 2)
-                                   for i in range(args.runs)]
+        probes = [probe_floor(cached.iso, boot, work / f"probe{i}") for i in range(args.runs)]
+        report["floor_probe_s"] = [round(t, 2) for t, _ in probes]
+        probe_panics = [p for _, panics in probes for p in panics]
         disk = _qcow2(work / "data.qcow2")
         first = boot_to_ssh(cached.iso, boot, work / "first", key, pub, disk)
         report["direct_first_boot"] = first  # formats the blank data disk, generates host keys

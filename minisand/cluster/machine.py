@@ -10,7 +10,7 @@ from pathlib import Path
 from minisand import ui
 from minisand.drivers import procs
 from minisand.drivers.base import Driver, MachineState
-from minisand.drivers.console import GuestPanicked, panic_detail
+from minisand.drivers.console import GuestPanicked, raise_if_panicked
 from minisand.errors import ExitCode, MinisandError
 from minisand.keys import HOST_KEYS_END, fingerprint, host_keys_from_console, preferred_host_key
 from minisand.runner.base import CommandRunner
@@ -29,9 +29,7 @@ def wait_console(path: Path, marker: str, timeout: float, alive: object = None) 
         text = path.read_text(errors="replace") if path.exists() else ""
         if marker in text:
             return text
-        detail = panic_detail(text)
-        if detail is not None:
-            raise GuestPanicked(detail, path)
+        raise_if_panicked(text, path)
         if callable(alive) and not alive():
             raise MinisandError("the machine stopped while booting", hint=f"see its console log {path}",
                                 code=ExitCode.DRIVER_ERROR)

@@ -39,9 +39,13 @@ def panic_detail(text: str) -> str | None:
     return KERNEL_PANIC
 
 
-def check_panic(console: Path) -> None:
-    """Raises GuestPanicked if the console log at `console` shows a kernel panic."""
-    text = console.read_text(errors="replace") if console.exists() else ""
+def raise_if_panicked(text: str, console: Path) -> None:
+    """Raises GuestPanicked if `text` (read from the console log at `console`) shows a kernel panic."""
     detail = panic_detail(text)
     if detail is not None:
         raise GuestPanicked(detail, console)
+
+
+def check_panic(console: Path) -> None:
+    """Raises GuestPanicked if the console log at `console` shows a kernel panic."""
+    raise_if_panicked(console.read_text(errors="replace") if console.exists() else "", console)
