@@ -22,8 +22,8 @@ def main() -> int:
         subprocess.run([sys.executable, "-m", "minisand", "--help"], capture_output=True, check=True)
         times.append(time.perf_counter() - t0)
     probe = ("import sys; from minisand.cli.app import run; run(['--help']); "
-             "print([m for m in ('kubernetes','paramiko','libvirt','requests','jinja2','yaml') if m in sys.modules],"
-             " file=sys.stderr)")
+             "print([m for m in ('kubernetes','paramiko','libvirt','requests','jinja2','yaml','rich') "
+             "if m in sys.modules], file=sys.stderr)")
     heavy = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stderr.strip()
     print(f"minisand --help: median {statistics.median(times):.3f}s, min {min(times):.3f}s, max {max(times):.3f}s "
           f"over {args.runs} runs; heavy modules imported: {heavy}")

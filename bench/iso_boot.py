@@ -135,7 +135,7 @@ def main() -> None:
     print(f"direct kernel boot, SSH median: {report['direct_ssh_s_median']} s")
     print(f"isolinux (cdrom) boot: host keys {iso_boot['host_keys_s']} s, ready {iso_boot['ready_s']} s, "
           f"SSH {iso_boot['ssh_s']} s")
-    print(f"kernel panics that restarted a boot (multi-threaded TCG, see minisand.drivers.console): "
+    print(f"kernel panics that restarted a boot (multi-threaded TCG, see minisand.guest): "
           f"{len(report['kernel_panics'])} {report['kernel_panics']}")
     print(f"idle memory after {args.settle:.0f} s: used {report['idle_used_mib']} MiB\n{direct[0].get('free_m', '')}")
     print(f"meminfo (KiB): {direct[0].get('meminfo_kib')}; vm.min_free_kbytes {direct[0].get('min_free_kbytes')}")

@@ -3,6 +3,7 @@
     python bench/lab_build.py            # warm: the normal cache (an unchanged version only reads the cache)
     python bench/lab_build.py --cold     # cold: a fresh lab cache AND a fresh GOCACHE (Go modules stay cached)
     python bench/lab_build.py --cold --only pause,etcd   # cold for some Go programs only
+    python bench/lab_build.py --cold --pieces ""         # the core lab only (no registry/headlamp/conformance)
 
 Prints one JSON object: steps (name, seconds, cached), total seconds, cache bytes. A cold run costs tens of
 minutes of both cores: run it alone.
@@ -24,8 +25,10 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from e2e.lab import programs  # noqa: E402
-from e2e.lab.builder import build, go_artifact  # noqa: E402
+from e2e.lab.artifacts import go_artifact  # noqa: E402
+from e2e.lab.builder import build  # noqa: E402
 from e2e.lab.cache import LabCache  # noqa: E402
+from e2e.lab.extras import PIECES  # noqa: E402
 from e2e.lab.gomod import GoProgram, origin_hash  # noqa: E402
 from e2e.lab.versions import Versions  # noqa: E402
 
@@ -63,6 +66,7 @@ def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--cold", action="store_true", help="fresh lab cache and fresh GOCACHE")
     p.add_argument("--only", default="", help="comma-separated Go programs to build (pause,etcd,...)")
+    p.add_argument("--pieces", default=",".join(PIECES), help="comma-separated optional pieces (default: all)")
     args = p.parse_args()
     versions = Versions()
     with tempfile.TemporaryDirectory(prefix="lab-bench-") as tmp:
@@ -76,7 +80,7 @@ def main() -> None:
         if args.only:
             build_only(cache, args.only.split(","), versions)
         else:
-            build(cache, versions)
+            build(cache, versions, tuple(p for p in args.pieces.split(",") if p))
         result = {"mode": "cold" if args.cold else "warm", "total_seconds": round(time.monotonic() - t0, 1),
                   "steps": steps_since(cache, start), "lab_cache_bytes": disk_usage(cache.root)}
         if args.cold:

@@ -2,11 +2,12 @@
 offline against the local lab. `python -m e2e.demo` (root). Leaves nothing running; keeps caches.
 
     minisand start --container-runtime=containerd --image-mirror-country cn <the lab standing in for the mirrors>
+    minisand dashboard --url &              the URL it prints answers (Headlamp, signed in); stopped by its PID
     kubectl apply -f nginx.yaml;            kubectl exec nginx -- uname -a
     minisand addons enable gvisor;          kubectl get runtimeclass
     kubectl apply -f nginx-untrusted.yaml;  kubectl exec nginx-untrusted -- uname -a
     minisand ssh -- sudo crictl pods;       minisand ssh -- sudo ctr -n k8s.io images ls
-    minisand stop; minisand start;          a new gvisor pod, without re-enabling
+    minisand stop; minisand start;          the machine saved and resumed (same boot id); a new gvisor pod
     minisand addons disable gvisor --force; minisand delete
 """
 
@@ -21,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from e2e.dashboard import DashboardProcess
 from e2e.lab import Lab
 from minisand.iso.build import build_iso
 
@@ -58,6 +60,19 @@ class Narrator:
     def kubectl(self, *args: str, stdin: str | None = None) -> str:
         return self.sh("kubectl " + shlex.join(args), [str(self.bin), "kubectl", "--", *args], stdin=stdin)
 
+    def dashboard(self, log: Path) -> None:
+        """`minisand dashboard --url &`: read the URL line, fetch it like a browser would, stop it by its PID."""
+        print("\n$ minisand dashboard --url &", flush=True)
+        with DashboardProcess([str(self.bin), "dashboard", "--url"], self.env, log) as dash:
+            print(f"{dash.url}\n  [URL after {dash.seconds:.1f}s; its log: {log}]", flush=True)
+            page = dash.fetch()
+            print(f"$ curl {dash.url}\n  HTTP {page.status_code}, {len(page.text)} bytes, "
+                  f"title {'Headlamp' if '<title>Headlamp</title>' in page.text else 'missing'}", flush=True)
+            pid = dash.proc.pid if dash.proc else 0
+        print(f"$ kill {pid}\n  [exit {dash.returncode}: forwarder stopped, Headlamp keeps running]", flush=True)
+        if page.status_code != 200 or "<title>Headlamp</title>" not in page.text or dash.returncode != 0:
+            raise SystemExit("demo step failed: minisand dashboard --url")
+
 
 def run(home: Path) -> None:
     iso = build_iso(None)
@@ -73,6 +88,7 @@ def run(home: Path) -> None:
         n = Narrator(home, "demo")
         try:
             n.minisand("start", *flags)
+            n.dashboard(home / "dashboard.log")
             n.kubectl("apply", "-f", "-", stdin=pod("nginx"))
             n.kubectl("wait", "--for=condition=Ready", "pod/nginx", "--timeout=20m")
             node_kernel = n.minisand("ssh", "--", "uname", "-r").strip()
@@ -86,8 +102,11 @@ def run(home: Path) -> None:
             n.kubectl("exec", "nginx-untrusted", "--", "uname", "-a")
             n.minisand("ssh", "--", "sudo", "crictl", "pods")
             n.minisand("ssh", "--", "sudo", "ctr", "--namespace=k8s.io", "images", "ls")
-            n.minisand("stop")
+            boot_id = ["ssh", "--", "cat", "/proc/sys/kernel/random/boot_id"]
+            booted = n.minisand(*boot_id).strip()
+            n.minisand("stop")  # saves the machine: `start` resumes it
             n.minisand("start", *flags)
+            resumed = n.minisand(*boot_id).strip() == booted
             n.kubectl("apply", "-f", "-", stdin=pod("nginx-untrusted-2", "gvisor"))
             n.kubectl("wait", "--for=condition=Ready", "pod/nginx-untrusted-2", "--timeout=20m")
             after_restart = n.kubectl("exec", "nginx-untrusted-2", "--", "uname", "-r").strip()
@@ -96,11 +115,11 @@ def run(home: Path) -> None:
         finally:
             n.minisand("delete", check=False)
     if not (runc_kernel == node_kernel and gvisor_kernel and gvisor_kernel != node_kernel
-            and after_restart == gvisor_kernel):
+            and after_restart == gvisor_kernel and resumed):
         raise SystemExit(f"demo verdict failed: node kernel {node_kernel!r}, runc pod {runc_kernel!r}, gvisor pod "
-                         f"{gvisor_kernel!r}, gvisor pod after restart {after_restart!r}")
+                         f"{gvisor_kernel!r}, gvisor pod after restart {after_restart!r}, resumed {resumed}")
     print(f"\nrunc pod kernel: {node_kernel} (the node's); gvisor pod kernel: {gvisor_kernel} (gVisor's), "
-          "also after stop/start")
+          "also after stop/start, which resumed the saved machine (same boot id)")
 
 
 def main() -> int:

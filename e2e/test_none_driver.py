@@ -83,6 +83,7 @@ def none_env(lab: Lab, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Non
             for profile in ("none-e2e", "none-cn"):
                 env.cli(profile).run("delete")
             env.cli("none-faults", env.home / "faults").run("delete")
+            env.cli("none-fail", env.home / "fail").run("delete")
             for pid, _comm in _pids(CLUSTER_PROCS):
                 os.kill(pid, signal.SIGKILL)
             for n in set(Path("/run/netns").iterdir()) - netns_before:
@@ -248,6 +249,63 @@ def test_download_faults_and_a_killed_start(none_env: NoneEnv) -> None:
     ready = {c["type"]: c["status"] for c in k.json("get", "node", "none-faults")["status"]["conditions"]}
     assert ready["Ready"] == "True"
     cli.ok("delete")
+
+
+_FAILING_CTR = """#!/bin/sh
+# stands in for ctr: fails the image listing and the preload import (after containerd was started, whatever an
+# earlier test left in its image store), passes everything else to the real ctr
+case " $* " in *" images "*) echo "ctr: injected failure" >&2; exit 7;; esac
+exec {real} "$@"
+"""
+
+
+def _pipe_holders(*fds: int) -> list[int]:
+    """PIDs other than this one with an open descriptor on the same pipes as fds."""
+    targets = {os.readlink(f"/proc/self/fd/{fd}") for fd in fds}
+    holders = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit() or int(d.name) == os.getpid():
+            continue
+        try:
+            links = {os.readlink(f) for f in (d / "fd").iterdir()}
+        except OSError:
+            continue
+        if links & targets:
+            holders.append(int(d.name))
+    return holders
+
+
+def test_a_tool_failing_partway_ends_the_start_at_once(none_env: NoneEnv, tmp_path: Path) -> None:
+    """A start that fails after it started host daemons (containerd) exits at once with its one-line error, leaves
+    no daemon running and no process holding the caller's pipes (a script piping `minisand start` gets EOF)."""
+    real = shutil.which("ctr")
+    assert real
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    (bindir / "ctr").write_text(_FAILING_CTR.format(real=real))
+    (bindir / "ctr").chmod(0o755)
+    cli = none_env.cli("none-fail", none_env.home / "fail")
+    env = {**cli.env(), "PATH": f"{bindir}:{os.environ['PATH']}"}
+    proc = subprocess.Popen([*cli.prefix, str(_minisand()), "start", *none_env.flags()], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    try:
+        code = proc.wait(timeout=900)
+        t_exit = time.monotonic()
+        holders = _pipe_holders(proc.stdout.fileno(), proc.stderr.fileno())
+        _out, err = proc.communicate(timeout=10)  # EOF right away: nothing else holds the pipes
+        eof_after = time.monotonic() - t_exit
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert holders == [], f"processes still hold minisand's stdout/stderr: {holders}"
+    assert eof_after < 5
+    assert code == 50, err  # GUEST_ERROR: the command that failed on the node
+    last = err.decode().strip().splitlines()[-1]
+    assert last.startswith("minisand: ") and "injected failure" in last and "hint:" in last, err
+    assert _pids(("containerd", "kubelet")) == [], "the failed start left host daemons running"
+    cli.ok("delete")
+    assert not (none_env.home / "fail" / "profiles" / "none-fail").exists()
 
 
 def _minisand() -> Path:

@@ -6,6 +6,7 @@ minisand prints tracebacks for expected failures.
 
 from __future__ import annotations
 
+import errno
 from enum import IntEnum
 
 
@@ -19,6 +20,7 @@ class ExitCode(IntEnum):
     PROFILE_NOT_FOUND = 11
     PROFILE_BUSY = 12  # another minisand command holds the profile's lock
     PROFILE_CORRUPT = 13
+    FILESYSTEM_ERROR = 14  # MINISAND_HOME or another file unusable: not a folder, read-only, full, access denied
     DRIVER_UNAVAILABLE = 20  # the driver's health check failed
     DRIVER_ERROR = 21  # the driver failed to create/start/stop the machine
     MACHINE_NOT_RUNNING = 30
@@ -61,9 +63,32 @@ def bad_input(message: str, hint: str = "", reason: str = "BAD_INPUT") -> Minisa
     return MinisandError(message, hint=hint, code=ExitCode.BAD_INPUT, reason=reason)
 
 
-def not_available(capability: str) -> MinisandError:
-    return MinisandError(
-        f"{capability} is not available in this build of minisand",
-        hint="it arrives with a later release; see the README's roadmap",
-        code=ExitCode.NOT_AVAILABLE,
-    )
+_FS_HINTS = {
+    errno.ENOSPC: "free space on that file system, or set MINISAND_HOME to one with room",
+    errno.EDQUOT: "free space within your quota, or set MINISAND_HOME to another file system",
+    errno.EROFS: "the file system is read-only: set MINISAND_HOME to a writable folder",
+    errno.EACCES: "check its owner and permissions, or set MINISAND_HOME to a folder you own",
+    errno.EPERM: "check its owner and permissions, or set MINISAND_HOME to a folder you own",
+    errno.ENOTDIR: "a file stands where a folder is needed: move it away or set MINISAND_HOME elsewhere",
+    errno.EISDIR: "a folder stands where a file is needed: move it away",
+    errno.EEXIST: "something is in the way: move it away",
+    errno.ENOENT: "check that it exists",
+    errno.ELOOP: "a symlink loops: remove it",
+    errno.ENAMETOOLONG: "use a shorter MINISAND_HOME",
+    errno.EMFILE: "raise the open-files limit (ulimit -n)",
+    errno.EIO: "the disk reported an I/O error: check it",
+}
+
+
+def filesystem_error(exc: OSError) -> MinisandError | None:
+    """A MinisandError(FILESYSTEM_ERROR) for an OSError a file operation raised; None for others (sockets)."""
+    if exc.errno not in _FS_HINTS:
+        return None
+    what = exc.strerror or str(exc)
+    if exc.filename:
+        where = f"{exc.filename} -> {exc.filename2}" if exc.filename2 else str(exc.filename)
+        message = f"cannot use a file or folder: {where}: {what}"
+    else:
+        message = f"a file operation failed: {what}"
+    return MinisandError(message, hint=_FS_HINTS[exc.errno],
+                         code=ExitCode.FILESYSTEM_ERROR, reason=errno.errorcode.get(exc.errno, "OSError"))

@@ -7,9 +7,7 @@ import re
 from pathlib import Path
 
 from minisand.fsutil import atomic_write
-
-HOST_KEYS_BEGIN = "-----BEGIN MINISAND HOST KEYS-----"
-HOST_KEYS_END = "-----END MINISAND HOST KEYS-----"
+from minisand.guest import HOST_KEYS_BEGIN, HOST_KEYS_END
 
 
 def ensure_client_key(path: Path, comment: str) -> str:

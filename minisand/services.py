@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shlex
-import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from minisand.drivers import procs
+from minisand import procs
 from minisand.errors import ExitCode, MinisandError
 from minisand.runner.base import CommandRunner
 
@@ -85,12 +83,7 @@ class ProcessServices:
         if d is None:
             raise MinisandError(f"no definition for service {name}", code=ExitCode.GUEST_ERROR)
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        log = (self.state_dir / f"{name}.log").open("ab")
-        argv = [*self.prefix, *d.argv()]
-        log.write(f"--- {time.strftime('%F %T')} starting: {shlex.join(argv)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True)
-        log.close()
+        proc = procs.spawn_daemon([*self.prefix, *d.argv()], self.state_dir / f"{name}.log")
         self._pidfile(name).write_text(f"{proc.pid}\n")
         if d.ready is not None:
             deadline = time.monotonic() + 60

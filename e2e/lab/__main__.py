@@ -8,7 +8,9 @@ import sys
 from pathlib import Path
 
 from e2e.lab.cache import LabCache
+from e2e.lab.e2etest import DEFAULT_VARIANT, VARIANTS
 from e2e.lab.errors import LabError
+from e2e.lab.extras import DEFAULT_PIECES, PIECES
 from e2e.lab.lab import Lab, status_from_state, stop_from_state
 from e2e.lab.versions import DEFAULT_CRICTL, DEFAULT_GVISOR, DEFAULT_KUBERNETES, Versions
 
@@ -22,6 +24,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--kubernetes-version", default=DEFAULT_KUBERNETES)
     p.add_argument("--crictl-version", default=DEFAULT_CRICTL)
     p.add_argument("--gvisor-version", default=DEFAULT_GVISOR, help="gvisor.dev/gvisor pseudo-version")
+    p.add_argument("--with", dest="with_", action="append", default=[], choices=PIECES, metavar="PIECE",
+                   help=f"add an optional piece (repeatable): {', '.join(PIECES)}; built by default: "
+                        f"{', '.join(DEFAULT_PIECES)}")
+    p.add_argument("--without", action="append", default=[], choices=PIECES, metavar="PIECE",
+                   help="leave an optional piece out (repeatable)")
+    p.add_argument("--e2e-test", default=DEFAULT_VARIANT, choices=VARIANTS,
+                   help="e2e.test variant: the whole upstream suite (full) or the node-level specs only (node)")
     sub = p.add_subparsers(dest="command", required=True)
     sub.add_parser("build", help="build everything the lab serves (cached)")
     up = sub.add_parser("up", help="start the mirrors detached; print the flags to give minisand")
@@ -35,13 +44,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def pieces(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(p for p in PIECES if (p in DEFAULT_PIECES or p in args.with_) and p not in args.without)
+
+
 def cmd_up(args: argparse.Namespace, versions: Versions, cache: LabCache) -> int:
     state = args.state or default_state(cache)
     if state.exists() and any(status_from_state(state).values()):
         raise LabError(f"a lab is already up (state {state})", "run: python -m e2e.lab down")
     run_dir = state.parent if args.state is None else state.parent / f"{state.stem}-run"
     lab = Lab(versions=versions, cache=cache, run_dir=run_dir, http_port=args.http_port,
-              registry_port=args.registry_port, detach=True)
+              registry_port=args.registry_port, detach=True, pieces=pieces(args), e2e_variant=args.e2e_test)
     ep = lab.start()
     lab.write_state(state)
     print(ep.to_json())
@@ -78,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         versions = Versions(args.kubernetes_version, args.crictl_version, args.gvisor_version)
         if args.command == "build":
-            Lab(versions=versions, cache=cache).build()
+            Lab(versions=versions, cache=cache, pieces=pieces(args), e2e_variant=args.e2e_test).build()
             return 0
         if args.command == "up":
             return cmd_up(args, versions, cache)

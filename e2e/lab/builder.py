@@ -1,8 +1,9 @@
 """The lab's build: every Go program, then the images, recorded in a manifest the servers read.
 
 Order: Kubernetes first (kubeadm says which etcd, CoreDNS and pause it expects), then etcd, CoreDNS, pause,
-crictl, gVisor, the Debian material, the images. Every step is cached by version and recipe; a second build with
-nothing changed only reads the cache.
+crictl, gVisor, the Debian material, the images, then the optional pieces (extras.py: the registry image, Headlamp,
+the conformance material). Every step is cached by version and recipe; a second build with nothing changed only
+reads the cache.
 """
 
 from __future__ import annotations
@@ -12,27 +13,18 @@ import json
 import subprocess
 import tarfile
 import time
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from e2e.lab import debs, oci, programs, rootfs
-from e2e.lab.cache import LabCache, build_step, log, recipe_hash
+from e2e.lab import extras, oci, programs, rootfs
+from e2e.lab.artifacts import ImageEntry, docker_hub_entry, go_artifact, k8s_image_entry, staging_tree
+from e2e.lab.cache import LabCache, log
+from e2e.lab.e2etest import DEFAULT_VARIANT
 from e2e.lab.errors import LabError
-from e2e.lab.gomod import GoProgram, build_go_program, module_info, origin_hash, render_go_mod
+from e2e.lab.extras import KubeSource
+from e2e.lab.gomod import module_info, origin_hash
 from e2e.lab.versions import K8S_BINARIES, Versions, parse_images_list
-
-CN_NAMESPACE = "google_containers"
-
-
-@dataclass(frozen=True)
-class ImageEntry:
-    name: str
-    tag: str
-    layout: str  # OCI layout directory
-    digest: str  # manifest digest in the layout
-    upstream: str  # the reference users pull, e.g. registry.k8s.io/coredns/coredns:v1.14.2
-    # where the lab registry serves it, e.g. ("coredns/coredns", "google_containers/coredns")
-    repositories: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -49,6 +41,8 @@ class BuildManifest:
     crictl_tarball: str
     gvisor_bin: str
     images: tuple[ImageEntry, ...]
+    e2e_test: str = ""  # the e2e.test binary (host program), "" when the conformance piece is not built
+    pieces: tuple[str, ...] = ()  # the optional pieces built (extras.PIECES)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -56,52 +50,37 @@ class BuildManifest:
     @classmethod
     def from_json(cls, text: str) -> BuildManifest:
         data = json.loads(text)
-        data["images"] = tuple(ImageEntry(**{**i, "repositories": tuple(i["repositories"])})
-                               for i in data["images"])
+        data["images"] = tuple(ImageEntry(**{**i, "repositories": tuple(i["repositories"]),
+                                             "aliases": tuple(i.get("aliases", ()))}) for i in data["images"])
+        data["pieces"] = tuple(data.get("pieces", ()))
         return cls(**data)
 
 
-def manifest_path(cache: LabCache, versions: Versions) -> Path:
-    return cache.manifests / f"{versions.kubernetes}-{versions.crictl}-{versions.gvisor_release}.json"
+def manifest_path(cache: LabCache, versions: Versions, pieces: Iterable[str] = extras.DEFAULT_PIECES) -> Path:
+    """manifests/<k8s>-<crictl>-<gvisor release>-<pieces>.json: one manifest per version set and per choice of
+    optional pieces ("core" when none), so a build leaving pieces out never rewrites a fuller build's manifest."""
+    chosen = "-".join(extras.check_pieces(pieces)) or "core"
+    return cache.manifests / f"{versions.kubernetes}-{versions.crictl}-{versions.gvisor_release}-{chosen}.json"
 
 
-def load_manifest(cache: LabCache, versions: Versions) -> BuildManifest | None:
-    path = manifest_path(cache, versions)
+def load_manifest(cache: LabCache, versions: Versions, pieces: Iterable[str] = extras.DEFAULT_PIECES
+                  ) -> BuildManifest | None:
+    path = manifest_path(cache, versions, pieces)
     return BuildManifest.from_json(path.read_text()) if path.is_file() else None
 
 
-def write_checksums(bindir: Path) -> None:
-    """<bin>.sha256 (hex only, as dl.k8s.io) and <bin>.sha512 ("HEX  name", as gVisor's bucket) per file."""
-    for f in sorted(p for p in bindir.iterdir() if p.is_file() and p.suffix not in (".sha256", ".sha512")):
-        data = f.read_bytes()
-        (bindir / f"{f.name}.sha256").write_text(hashlib.sha256(data).hexdigest())
-        (bindir / f"{f.name}.sha512").write_text(f"{hashlib.sha512(data).hexdigest()}  {f.name}\n")
-
-
-def go_artifact(cache: LabCache, prog: GoProgram, version: str) -> Path:
-    """The cached bin/ directory of prog (built, checksummed) keyed by version and recipe."""
-    key = f"{version}-{recipe_hash(render_go_mod(prog), prog.packages, prog.ldflags, prog.main_source)}"
-    logfile = cache.logs / f"go-{prog.name}-{key}.log"
-
-    def build(tmp: Path) -> None:
-        timings = build_go_program(prog, tmp / "src", tmp / "bin", logfile)
-        write_checksums(tmp / "bin")
-        (tmp / "timings.json").write_text(json.dumps(timings))
-        for step, seconds in timings.items():
-            cache.record_timing(f"{prog.name} go {step}", seconds, cached=False)
-
-    return build_step(cache, f"{prog.name} {version}", cache.artifact(prog.name, key), build) / "bin"
-
-
-def build_kubernetes(cache: LabCache, version: str) -> Path:
-    work = cache.root / "gomod"
-    info = module_info("k8s.io/kubernetes", version, work)
-    go_mod = Path(str(info["GoMod"])).read_text()
+def kubernetes_source(cache: LabCache, version: str) -> KubeSource:
+    info = module_info("k8s.io/kubernetes", version, cache.root / "gomod")
     meta = json.loads(Path(str(info["Info"])).read_text())
-    commit = str((meta.get("Origin") or {}).get("Hash", ""))
-    build_date = str(meta.get("Time", "1970-01-01T00:00:00Z")).replace(".000", "")
-    prog = programs.kubernetes(version, go_mod, commit, build_date)
-    bindir = go_artifact(cache, prog, version)
+    return KubeSource(version=version, go_mod=Path(str(info["GoMod"])).read_text(),
+                      commit=str((meta.get("Origin") or {}).get("Hash", "")),
+                      build_date=str(meta.get("Time", "1970-01-01T00:00:00Z")).replace(".000", ""),
+                      module_dir=Path(str(info["Dir"])))
+
+
+def build_kubernetes(cache: LabCache, src: KubeSource) -> Path:
+    prog = programs.kubernetes(src.version, src.go_mod, src.commit, src.build_date)
+    bindir = go_artifact(cache, prog, src.version)
     for name in K8S_BINARIES:
         if not (bindir / name).is_file():
             raise LabError(f"{name} missing from {bindir}", "delete that directory and build again")
@@ -129,35 +108,6 @@ def crictl_tarball(bindir: Path, version: str) -> Path:
         (bindir / f"{tarball.name}.sha256").write_text(hashlib.sha256(tmp.read_bytes()).hexdigest())
         tmp.rename(tarball)
     return tarball
-
-
-def staging_tree(cache: LabCache) -> tuple[Path, tuple[str, ...]]:
-    """The Debian packages the images need, downloaded and extracted once."""
-    files = debs.download(cache, rootfs.ALL_PACKAGES)
-    names = tuple(f.name for f in files)
-    dest = cache.artifact("staging", recipe_hash(names))
-
-    def extract(tmp: Path) -> None:
-        debs.extract(files, tmp / "root")
-
-    build_step(cache, "debian packages", dest, extract)
-    return dest / "root", names
-
-
-def k8s_image_entry(recipe: rootfs.Recipe, layout: Path, upstream_repo: str) -> ImageEntry:
-    """An image of registry.k8s.io: served at its own path and at the cn mirror's flat google_containers/."""
-    path = upstream_repo.removeprefix("registry.k8s.io/")
-    flat = f"{CN_NAMESPACE}/{path.rsplit('/', 1)[-1]}"
-    return ImageEntry(name=recipe.name, tag=recipe.tag, layout=str(layout),
-                      digest=oci.manifest_digest(layout, recipe.tag),
-                      upstream=f"{upstream_repo}:{recipe.tag}", repositories=(path, flat))
-
-
-def docker_hub_entry(recipe: rootfs.Recipe, layout: Path) -> ImageEntry:
-    return ImageEntry(name=recipe.name, tag=recipe.tag, layout=str(layout),
-                      digest=oci.manifest_digest(layout, recipe.tag),
-                      upstream=f"docker.io/library/{recipe.name}:{recipe.tag}",
-                      repositories=(f"library/{recipe.name}",))
 
 
 @dataclass(frozen=True)
@@ -200,11 +150,15 @@ def build_images(cache: LabCache, refs: tuple[str, ...], bins: Binaries) -> tupl
     return tuple(entries)
 
 
-def build(cache: LabCache, versions: Versions) -> BuildManifest:
-    """Build (or find in the cache) everything the lab serves; write and return the manifest."""
+def build(cache: LabCache, versions: Versions, pieces: Iterable[str] = extras.DEFAULT_PIECES,
+          e2e_variant: str = DEFAULT_VARIANT) -> BuildManifest:
+    """Build (or find in the cache) everything the lab serves, with the optional pieces named; write and return
+    the manifest."""
     start = time.monotonic()
+    pieces = extras.check_pieces(pieces)
     work = cache.root / "gomod"
-    k8s = build_kubernetes(cache, versions.kubernetes)
+    k8s_src = kubernetes_source(cache, versions.kubernetes)
+    k8s = build_kubernetes(cache, k8s_src)
     images = parse_images_list(kubeadm_images(k8s / "kubeadm", versions.kubernetes))
     etcd_ver, coredns_ver = images.etcd_version, images.coredns_version
     etcd = go_artifact(cache, programs.etcd(etcd_ver, origin_hash("go.etcd.io/etcd/server/v3", etcd_ver, work)),
@@ -216,12 +170,14 @@ def build(cache: LabCache, versions: Versions) -> BuildManifest:
     tarball = crictl_tarball(crictl, versions.crictl)
     gvisor = go_artifact(cache, programs.gvisor(versions.gvisor, versions.gvisor_release), versions.gvisor)
     entries = build_images(cache, images.refs, Binaries(k8s, etcd, coredns, pause))
+    more = extras.build_extras(cache, pieces, k8s_src, pause_bin=pause / "pause", pause_tag=images.pause_tag,
+                               e2e_variant=e2e_variant)
     manifest = BuildManifest(
         kubernetes=versions.kubernetes, etcd=etcd_ver, coredns=coredns_ver, pause=images.pause_tag,
         crictl=versions.crictl, gvisor=versions.gvisor, gvisor_release=versions.gvisor_release,
         kubernetes_bin=str(k8s), crictl_bin=str(crictl), crictl_tarball=str(tarball), gvisor_bin=str(gvisor),
-        images=entries)
-    path = manifest_path(cache, versions)
+        images=entries + more.images, e2e_test=more.e2e_test, pieces=pieces)
+    path = manifest_path(cache, versions, pieces)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(manifest.to_json())
     elapsed = time.monotonic() - start

@@ -19,6 +19,8 @@ _DEP = re.compile(r"^\s+\|?(?:Pre)?Depends: ([a-z0-9][a-z0-9.+-]*)$", re.MULTILI
 _LDD_ARROW = re.compile(r"^\s*(\S+) => (\S+) \(0x[0-9a-f]+\)$")
 _LDD_DIRECT = re.compile(r"^\s*(/\S+) \(0x[0-9a-f]+\)$")
 ARCH_LIBDIRS = ("lib/x86_64-linux-gnu", "usr/lib/x86_64-linux-gnu")
+DEBIAN_MIRROR = "http://deb.debian.org/debian"
+DEBIAN_KEYRING = "/usr/share/keyrings/debian-archive-keyring.gpg"
 APT_DEPENDS = ["apt-cache", "depends", "--no-recommends", "--no-suggests", "--no-conflicts", "--no-breaks",
                "--no-replaces", "--no-enhances"]
 
@@ -70,6 +72,39 @@ def download(cache: LabCache, packages: Iterable[str]) -> list[Path]:
             raise LabError(f"no .deb for {name} after apt-get download", "run apt-get update")
         debs.append(deb)
     return debs
+
+
+def _suite_apt_options(root: Path) -> list[str]:
+    return [f"-oDir::Etc::SourceList={root / 'sources.list'}", "-oDir::Etc::SourceParts=/dev/null",
+            f"-oDir::State::Lists={root / 'lists'}", f"-oDir::Cache={root / 'cache'}",
+            "-oAPT::Get::List-Cleanup=0", "-oDebug::NoLocking=1", "-oAPT::Sandbox::User=root"]
+
+
+def suite_deb(cache: LabCache, package: str, suite: str, version: str) -> Path:
+    """One .deb of another Debian suite (e.g. trixie's busybox-static), fetched once through a private apt
+    sources list: apt checks the suite's signed Release and the .deb's checksum. Pinned by Debian version."""
+    debdir = cache.debs / suite
+    pattern = f"{package}_{version.replace(':', '%3a')}_*.deb"  # apt-get download writes the epoch as %3a
+    found = sorted(debdir.glob(pattern))
+    if found:
+        return found[0]
+    root = cache.root / "apt" / suite
+    (root / "lists" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "cache" / "archives" / "partial").mkdir(parents=True, exist_ok=True)
+    (root / "sources.list").write_text(f"deb [signed-by={DEBIAN_KEYRING}] {DEBIAN_MIRROR} {suite} main\n")
+    opts = _suite_apt_options(root)
+    log(f"apt-get download {package}={version} ({suite})")
+    for args in (["update", "-q"], ["download", f"{package}={version}"]):
+        debdir.mkdir(parents=True, exist_ok=True)
+        out = subprocess.run(["apt-get", *opts, *args], cwd=debdir, capture_output=True, text=True, check=False,
+                             timeout=900)
+        if out.returncode != 0:
+            raise LabError(f"apt-get {args[0]} ({suite}) failed: {out.stderr.strip()[-400:]}",
+                           f"check that {suite} still has {package} {version} (apt-cache policy)")
+    found = sorted(debdir.glob(pattern))
+    if not found:
+        raise LabError(f"no .deb for {package}={version} after apt-get download", "check the pinned version")
+    return found[0]
 
 
 def extract(debs: Iterable[Path], dest: Path) -> Path:

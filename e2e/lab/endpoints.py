@@ -26,7 +26,8 @@ class LabEndpoints:
     gvisor_version: str  # the gvisor.dev/gvisor pseudo-version
     gvisor_release: str  # yyyymmdd
     images: dict[str, str] = field(default_factory=dict)  # upstream ref -> ref in the lab (upstream path)
-    cn_images: dict[str, str] = field(default_factory=dict)  # registry.k8s.io ref -> google_containers ref
+    cn_images: dict[str, str] = field(default_factory=dict)  # upstream ref -> Aliyun-style google_containers ref
+    e2e_test: str = ""  # path of the cached e2e.test (a host program, not served); "" when not built
     binary_access_log: str = ""
     registry_log: str = ""
     pids: dict[str, int] = field(default_factory=dict)
@@ -66,8 +67,14 @@ class LabEndpoints:
                       f"--registry-mirror=registry.cn-hangzhou.aliyuncs.com={registry_url}"]
         else:
             flags += [f"--registry-mirror=registry.k8s.io={registry_url}"]
-        flags.append(f"--registry-mirror=docker.io={registry_url}")
+        flags += [f"--registry-mirror={host}={registry_url}" for host in self.other_registries()]
         return flags
+
+    def other_registries(self) -> list[str]:
+        """The upstream registries besides registry.k8s.io that the lab serves images of: docker.io always,
+        ghcr.io (Headlamp) and gcr.io (minikube's storage-provisioner) when those pieces are built."""
+        hosts = {ref.split("/", 1)[0] for ref in self.images} | {"docker.io"}
+        return ["docker.io", *sorted(hosts - {"docker.io", "registry.k8s.io"})]
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -83,9 +90,10 @@ def make_endpoints(manifest: BuildManifest, http_port: int, registry_port: int) 
     images: dict[str, str] = {}
     cn_images: dict[str, str] = {}
     for entry in manifest.images:
-        images[entry.upstream] = f"{registry}/{entry.repositories[0]}:{entry.tag}"
-        if len(entry.repositories) > 1:
-            cn_images[entry.upstream] = f"{registry}/{entry.repositories[1]}:{entry.tag}"
+        for ref, tag in zip(entry.upstream_refs(), entry.tags, strict=True):
+            images[ref] = f"{registry}/{entry.repositories[0]}:{tag}"
+            if len(entry.repositories) > 1:
+                cn_images[ref] = f"{registry}/{entry.repositories[1]}:{tag}"
     return LabEndpoints(
         binary_mirror=http, gvisor_mirror=f"{http}/gvisor/releases",
         gvisor_release_url=http + gvisor_dir(manifest.gvisor_release),
@@ -93,4 +101,4 @@ def make_endpoints(manifest: BuildManifest, http_port: int, registry_port: int) 
         cn_image_repository=f"{registry}/google_containers", kubernetes_version=manifest.kubernetes,
         etcd_version=manifest.etcd, coredns_version=manifest.coredns, pause_version=manifest.pause,
         crictl_version=manifest.crictl, gvisor_version=manifest.gvisor, gvisor_release=manifest.gvisor_release,
-        images=images, cn_images=cn_images)
+        images=images, cn_images=cn_images, e2e_test=manifest.e2e_test)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import time
 from dataclasses import dataclass
@@ -118,4 +119,29 @@ def build_go_program(prog: GoProgram, srcdir: Path, outdir: Path, logfile: Path)
                               srcdir, logfile)
     for built, served in prog.renames:
         (outdir / built).rename(outdir / served)
+    return timings
+
+
+def build_go_test(prog: GoProgram, package: str, srcdir: Path, outfile: Path, logfile: Path,
+                  test_source: str | None = None) -> dict[str, float]:
+    """`go test -c` of package (a package of a required module, or "." with test_source as the wrapper module's
+    own _test.go) into outfile. Returns timings. Test-only dependencies of a required module's package are not
+    in the module graph after tidy: -mod=mod (go_env) lets `go test` add them."""
+    srcdir.mkdir(parents=True, exist_ok=True)
+    outfile.parent.mkdir(parents=True, exist_ok=True)
+    (srcdir / "go.mod").write_text(render_go_mod(prog))
+    if prog.packages:
+        (srcdir / "tools.go").write_text(render_tools_go(prog))
+    if test_source is not None:
+        found = re.search(r"^package (\w+)$", test_source, re.MULTILINE)
+        if found is None:
+            raise LabError("the wrapper test source has no package clause", "fix e2e/lab/data")
+        pkg = found.group(1)
+        (srcdir / "doc.go").write_text(f"// Package {pkg} holds only a test main.\npackage {pkg}\n")
+        (srcdir / f"{pkg}_test.go").write_text(test_source)
+    timings = {"tidy": run_go(["mod", "tidy"], srcdir, logfile)}
+    ldflags = " ".join(["-s", "-w", *prog.ldflags])
+    log(f"{prog.name}: go test -c {package}")
+    timings["test-c"] = run_go(["test", "-c", "-trimpath", "-ldflags", ldflags, "-o", str(outfile), package],
+                               srcdir, logfile)
     return timings

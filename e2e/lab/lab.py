@@ -22,8 +22,10 @@ import e2e
 from e2e.lab import procs, registry
 from e2e.lab.builder import BuildManifest, build, load_manifest
 from e2e.lab.cache import LabCache, log
+from e2e.lab.e2etest import DEFAULT_VARIANT
 from e2e.lab.endpoints import LabEndpoints, make_endpoints
 from e2e.lab.errors import LabError
+from e2e.lab.extras import DEFAULT_PIECES
 from e2e.lab.layout import routes
 from e2e.lab.versions import Versions
 from minisand.fsutil import atomic_write_text
@@ -56,8 +58,11 @@ def read_binary_log(path: Path) -> list[HttpRecord]:
 class Lab:
     def __init__(self, *, versions: Versions | None = None, cache: LabCache | None = None,
                  run_dir: Path | None = None, http_port: int = 0, registry_port: int = 0,
-                 detach: bool = False, build_if_missing: bool = True) -> None:
+                 detach: bool = False, build_if_missing: bool = True, pieces: tuple[str, ...] = DEFAULT_PIECES,
+                 e2e_variant: str = DEFAULT_VARIANT) -> None:
         self.versions = versions or Versions()
+        self.pieces = pieces
+        self.e2e_variant = e2e_variant
         self.cache = cache or LabCache.default()
         self.run_dir = (run_dir or self.cache.run / f"lab-{os.getpid()}-{int(time.time())}").absolute()
         self.http_port = http_port
@@ -71,15 +76,23 @@ class Lab:
 
     # --- building -------------------------------------------------------------------------------------
     def build(self) -> BuildManifest:
-        return build(self.cache, self.versions)
+        return build(self.cache, self.versions, self.pieces, self.e2e_variant)
 
     def manifest(self) -> BuildManifest:
-        found = load_manifest(self.cache, self.versions)
+        found = load_manifest(self.cache, self.versions, self.pieces)
         if self.build_if_missing:
             return self.build()  # incremental: every step is cached by its recipe, so a changed recipe rebuilds
         if found is not None and all(Path(i.layout).is_dir() for i in found.images):
             return found
         raise LabError(f"the lab for {self.versions.kubernetes} is not built", "run: python -m e2e.lab build")
+
+    def e2e_test(self) -> Path:
+        """The cached e2e.test of this lab's Kubernetes version (a host program; built when missing)."""
+        path = self.manifest().e2e_test
+        if not path:
+            raise LabError("this lab is built without the conformance piece",
+                           "build it with pieces=PIECES (scripts/test --lab-pieces)")
+        return Path(path)
 
     # --- files of this run ----------------------------------------------------------------------------
     @property
@@ -167,7 +180,8 @@ class Lab:
         assert self.endpoints is not None
         start = time.monotonic()
         registry.populate(self.endpoints.registry,
-                          [(i.layout, i.tag, i.digest, i.repositories) for i in manifest.images])
+                          [registry.PushItem(i.layout, i.tag, i.digest, i.repositories, i.aliases)
+                           for i in manifest.images])
         self.cache.record_timing("registry populate", time.monotonic() - start, cached=False)
 
     def _remember(self, name: str, child: subprocess.Popen[bytes], marker: str) -> None:

@@ -36,6 +36,9 @@ def config_args(recipe: Recipe) -> list[str]:
         args += ["--config.workingdir", cfg.workingdir]
     if cfg.stop_signal:
         args += ["--config.stopsignal", cfg.stop_signal]
+    if cfg.user:
+        args += ["--config.user", cfg.user]
+    args += [a for v in cfg.volumes for a in ("--config.volume", v)]
     return args
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from e2e.lab.errors import LabError
-from minisand.drivers import procs
+from minisand import procs
 
 PR_SET_PDEATHSIG = 1
 

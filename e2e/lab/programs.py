@@ -68,3 +68,36 @@ def gvisor(pseudo_version: str, release: str) -> GoProgram:
 def pause(tag: str) -> GoProgram:
     return GoProgram(name="pause", requires=(), packages=(), main_source=data_text("pause.go"),
                      ldflags=(f"-X main.version={tag}",))
+
+
+DISTRIBUTION_MODULE = "github.com/distribution/distribution/v3"
+MINIKUBE_MODULE = "k8s.io/minikube"
+# minikube's Makefile: STORAGE_PROVISIONER_TAG ?= v5, stamped into the provisioner as pkg/storage.version
+STORAGE_PROVISIONER_TAG = "v5"
+
+
+def distribution(version: str, commit: str) -> GoProgram:
+    """The registry of distribution/distribution v3, stamped as its Makefile does."""
+    pkg = f"{DISTRIBUTION_MODULE}/version"
+    flags = [f"-X {pkg}.version={version}", f"-X {pkg}.mainpkg={DISTRIBUTION_MODULE}"]
+    if commit:
+        flags.append(f"-X {pkg}.revision={commit}")
+    return GoProgram(name="distribution", requires=((DISTRIBUTION_MODULE, version),),
+                     packages=(f"{DISTRIBUTION_MODULE}/cmd/registry",), ldflags=tuple(flags))
+
+
+def storage_provisioner(minikube_version: str) -> GoProgram:
+    return GoProgram(name="storage-provisioner", requires=((MINIKUBE_MODULE, minikube_version),),
+                     packages=(f"{MINIKUBE_MODULE}/cmd/storage-provisioner",),
+                     ldflags=(f"-X {MINIKUBE_MODULE}/pkg/storage.version={STORAGE_PROVISIONER_TAG}",))
+
+
+def k8s_test_images(version: str, kubernetes_go_mod: str) -> GoProgram:
+    """agnhost and nonewprivs' nnp from test/images, in the same wrapper module as the Kubernetes binaries."""
+    return GoProgram(
+        name="k8s-test-images",
+        requires=(("k8s.io/kubernetes", version),),
+        replaces=tuple((mod, staging_version(version)) for mod in staging_modules(kubernetes_go_mod)),
+        packages=("k8s.io/kubernetes/test/images/agnhost", "k8s.io/kubernetes/test/images/nonewprivs"),
+        renames=(("nonewprivs", "nnp"),),
+    )

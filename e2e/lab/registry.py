@@ -90,28 +90,40 @@ def remote_digest(address: str, repository: str, tag: str) -> str | None:
         raise
 
 
-def push(layout: str, tag: str, address: str, repository: str) -> None:
+def push(layout: str, tag: str, address: str, repository: str, dest_tag: str | None = None) -> None:
+    """skopeo copy of the layout's tag to address/repository:dest_tag (default: the same tag), digest kept."""
     argv = ["skopeo", "copy", "--quiet", "--preserve-digests", "--dest-tls-verify=false",
-            f"oci:{layout}:{tag}", f"docker://{address}/{repository}:{tag}"]
-    out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=300)
+            f"oci:{layout}:{tag}", f"docker://{address}/{repository}:{dest_tag or tag}"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=False, timeout=600)
     if out.returncode != 0:
-        raise LabError(f"skopeo copy to {address}/{repository}:{tag} failed: {out.stderr.strip()[-300:]}",
-                       "check the registry log in the lab's run directory")
+        raise LabError(f"skopeo copy to {address}/{repository}:{dest_tag or tag} failed: "
+                       f"{out.stderr.strip()[-300:]}", "check the registry log in the lab's run directory")
 
 
-def populate(address: str, images: list[tuple[str, str, str, tuple[str, ...]]]) -> dict[str, int]:
-    """Push (layout, tag, digest, repositories) images; skip what the registry already has. Returns counts."""
+@dataclass(frozen=True)
+class PushItem:
+    layout: str
+    tag: str  # the tag in the layout
+    digest: str
+    repositories: tuple[str, ...]
+    aliases: tuple[str, ...] = ()  # more tags to push the same manifest under
+
+
+def populate(address: str, images: list[PushItem]) -> dict[str, int]:
+    """Push every image to each of its repositories at its tag and aliases; skip what the registry already
+    serves with the same digest. Returns counts."""
     counts = {"pushed": 0, "present": 0}
-    for layout, tag, digest, repositories in images:
-        for repo in repositories:
-            if remote_digest(address, repo, tag) == digest:
-                counts["present"] += 1
-                continue
-            push(layout, tag, address, repo)
-            if remote_digest(address, repo, tag) != digest:
-                raise LabError(f"{address}/{repo}:{tag} does not serve {digest} after the push",
-                               "skopeo changed the manifest; check --preserve-digests")
-            counts["pushed"] += 1
+    for item in images:
+        for repo in item.repositories:
+            for dest_tag in (item.tag, *item.aliases):
+                if remote_digest(address, repo, dest_tag) == item.digest:
+                    counts["present"] += 1
+                    continue
+                push(item.layout, item.tag, address, repo, dest_tag)
+                if remote_digest(address, repo, dest_tag) != item.digest:
+                    raise LabError(f"{address}/{repo}:{dest_tag} does not serve {item.digest} after the push",
+                                   "skopeo changed the manifest; check --preserve-digests")
+                counts["pushed"] += 1
     log(f"registry {address}: {counts['pushed']} pushed, {counts['present']} already present")
     return counts
 

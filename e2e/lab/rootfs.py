@@ -6,6 +6,7 @@ Each recipe fills an empty directory; the image config (entrypoint, cmd, env, po
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -37,6 +38,8 @@ class ImageConfig:
     exposed_ports: tuple[str, ...] = ()
     stop_signal: str = ""
     labels: tuple[tuple[str, str], ...] = ()
+    user: str = ""
+    volumes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -76,15 +79,27 @@ def base_skeleton(rootfs: Path, *, www_data: bool = False) -> None:
         (rootfs / d).mkdir(parents=True, exist_ok=True)
 
 
+def add_user(rootfs: Path, name: str, uid: int, gid: int, home: str, shell: str = "/usr/sbin/nologin") -> None:
+    """A user and its own group (same name) in the rootfs' passwd and group files; home created, owned by it."""
+    with (rootfs / "etc/passwd").open("a") as f:
+        f.write(f"{name}:x:{uid}:{gid}:{name}:{home}:{shell}\n")
+    with (rootfs / "etc/group").open("a") as f:
+        f.write(f"{name}:x:{gid}:\n")
+    if home != "/nonexistent":
+        (rootfs / home.lstrip("/")).mkdir(parents=True, exist_ok=True)
+        os.chown(rootfs / home.lstrip("/"), uid, gid)
+
+
 def install(src: Path, dest: Path) -> None:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dest)
     dest.chmod(0o755)
 
 
-def busybox_applets(rootfs: Path, staging: Path) -> None:
-    """/usr/bin/busybox from busybox-static and a symlink per applet (never over an existing file)."""
-    src = staging / "bin" / "busybox"
+def busybox_applets(rootfs: Path, staging: Path, src: Path | None = None) -> None:
+    """/usr/bin/busybox (busybox-static's, from staging unless src names another) and a symlink per applet
+    (never over an existing file)."""
+    src = src or staging / "bin" / "busybox"
     install(src, rootfs / "usr" / "bin" / "busybox")
     names = subprocess.run([str(src), "--list"], capture_output=True, text=True, check=True).stdout.split()
     for name in names:
@@ -176,3 +191,52 @@ def busybox(staging: Path, deb_names: tuple[str, ...]) -> Recipe:
     # addons' probe image, docker.io/library/busybox:1.35.0
     return Recipe(name="busybox", tag="1.35.0", config=ImageConfig(cmd=("sh",)),
                   fill=partial(_fill_busybox, staging), inputs=(RECIPE_REVISION, *deb_names))
+
+
+CA_BUNDLE = "etc/ssl/certs/ca-certificates.crt"
+REGISTRY_ENTRYPOINT = """#!/bin/sh
+# as the docker.io/library/registry image's entrypoint: a config file or a registry subcommand as the first
+# argument runs the registry; anything else runs as given
+set -e
+case "$1" in
+    *.yaml|*.yml) set -- registry serve "$@" ;;
+    serve|garbage-collect|help|-*) set -- registry "$@" ;;
+esac
+exec "$@"
+"""
+
+
+def ca_bundle(staging: Path, rootfs: Path) -> None:
+    """/etc/ssl/certs/ca-certificates.crt from Debian's ca-certificates (what update-ca-certificates writes)."""
+    certs = sorted((staging / "usr/share/ca-certificates/mozilla").glob("*.crt"))
+    dest = rootfs / CA_BUNDLE
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text("".join(c.read_text() for c in certs))
+
+
+def _fill_registry(binary: Path, staging: Path, busybox: Path, rootfs: Path) -> None:
+    base_skeleton(rootfs)
+    install(binary, rootfs / "usr/bin/registry")
+    busybox_applets(rootfs, staging, busybox)
+    ca_bundle(staging, rootfs)
+    (rootfs / "etc/distribution").mkdir(parents=True)
+    (rootfs / "etc/distribution/config.yml").write_text(data_text("registry-config.yml"))
+    (rootfs / "entrypoint.sh").write_text(REGISTRY_ENTRYPOINT)
+    (rootfs / "entrypoint.sh").chmod(0o755)
+    (rootfs / "var/lib/registry").mkdir(parents=True)
+
+
+def registry(tag: str, binary: Path, staging: Path, busybox: Path, deb_names: tuple[str, ...]) -> Recipe:
+    """docker.io/library/registry: the distribution registry with the official image's config and entrypoint."""
+    cfg = ImageConfig(entrypoint=("/entrypoint.sh",), cmd=("/etc/distribution/config.yml",),
+                      env=(PATH_ENV, "OTEL_TRACES_EXPORTER=none"), exposed_ports=("5000/tcp",),
+                      volumes=("/var/lib/registry",))
+    return Recipe(name="registry", tag=tag, config=cfg, fill=partial(_fill_registry, binary, staging, busybox),
+                  inputs=(RECIPE_REVISION, file_digest(binary), file_digest(busybox), data_text("registry-config.yml"),
+                          REGISTRY_ENTRYPOINT, *deb_names))
+
+
+def storage_provisioner(tag: str, binary: Path) -> Recipe:
+    """gcr.io/k8s-minikube/storage-provisioner: one static binary, as minikube's FROM scratch image."""
+    cfg = ImageConfig(cmd=("/storage-provisioner",))
+    return static_binary("storage-provisioner", tag, binary, "storage-provisioner", cfg)

@@ -1,4 +1,6 @@
-"""What an addon's hooks get: the cluster config, its nodes, the mirrors, a Kubernetes API client."""
+"""What an addon's hooks get: MINISAND_HOME, the cluster config, its nodes, the image repository start chose, a
+Kubernetes API client. Built by the cluster operations (minisand.cluster.addons) that enable, disable and repair
+addons."""
 
 from __future__ import annotations
 
@@ -6,24 +8,25 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from minisand.cluster.context import Context
 from minisand.config.model import ClusterConfig
 from minisand.errors import ExitCode, MinisandError
+from minisand.paths import Home
 
 if TYPE_CHECKING:
-    from minisand.cluster.provision import Node
+    from minisand.node import Node
 
 
 @dataclass
 class AddonContext:
-    ctx: Context
+    home: Home
     cfg: ClusterConfig
     nodes: list[Node]
-    measurements: dict[str, Any] = field(default_factory=dict)
+    repository: str | None = None  # the image repository start chose for the cluster (None before the first start)
+    images: dict[str, str] = field(default_factory=dict)  # upstream image -> the name install() pulled it as
     _client: Any = None
 
     def kubeconfig(self) -> dict[str, Any]:
-        path = self.ctx.home.profile_dir(self.cfg.name) / "kubeconfig.json"
+        path = self.home.profile_dir(self.cfg.name) / "kubeconfig.json"
         try:
             data: dict[str, Any] = json.loads(path.read_text())
         except FileNotFoundError:

@@ -9,9 +9,9 @@ from minisand.errors import ExitCode, MinisandError
 
 
 def addons() -> dict[str, AddonSpec]:
-    from minisand.addons import gvisor, kata
+    from minisand.addons import gvisor, headlamp, kata
 
-    return {s.name: s for s in (gvisor.SPEC, kata.SPEC)}
+    return {s.name: s for s in (gvisor.SPEC, headlamp.SPEC, kata.SPEC)}
 
 
 def get(name: str) -> AddonSpec:

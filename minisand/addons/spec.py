@@ -23,6 +23,7 @@ class AddonSpec:
     runtime: str = "containerd"  # the container runtime it needs
     handlers: Callable[[ClusterConfig], tuple[RuntimeHandler, ...]] = lambda _cfg: ()
     validate: Callable[[AddonContext], None] = lambda _ctx: None  # requirements; raise ADDON_ERROR
+    prepare: Callable[[AddonContext], None] = lambda _ctx: None  # host-side downloads and checks; nodes untouched
     install: Callable[[AddonContext], None] = lambda _ctx: None  # on every node, idempotent
     verify: Callable[[AddonContext], dict[str, Any]] = lambda _ctx: {}  # after enable; returns measurements
     check: Callable[[AddonContext], list[str]] = lambda _ctx: []  # cheap re-check at start: problems found

@@ -5,17 +5,20 @@ bytes)."""
 from __future__ import annotations
 
 import concurrent.futures
-import hashlib
 import logging
 import platform
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING
 
 from minisand.config.model import MirrorConfig
 from minisand.errors import ExitCode, MinisandError
-from minisand.guestpaths import BIN_DIR
+from minisand.guest import BIN_DIR
 from minisand.paths import Home
 from minisand.runner.base import CommandRunner
+
+if TYPE_CHECKING:
+    from minisand.download.progress import ProgressFactory
 
 log = logging.getLogger(__name__)
 
@@ -47,21 +50,10 @@ def _sources(name: str, version: str, arch: str, mirrors: MirrorConfig) -> list[
     return sources
 
 
-def _expected_sha(checksum_url: str) -> str:
-    from minisand.download.fetch import fetch_text
-
-    text = fetch_text(checksum_url).strip()
-    digest = text.split()[0].lower() if text else ""
-    if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
-        raise MinisandError(f"{checksum_url} is not a sha256 checksum", code=ExitCode.CHECKSUM_MISMATCH,
-                            hint="the mirror serves a broken .sha256 file")
-    return digest
-
-
 def fetch_one(home: Home, name: str, version: str, arch: str, mirrors: MirrorConfig,
-              progress: object = None) -> CachedBinary:
+              progress: ProgressFactory | None = None) -> CachedBinary:
     """Tries each source in order (its .sha256, then the file); the first that verifies wins."""
-    from minisand.download.fetch import download, file_digest
+    from minisand.download.fetch import FileKind, Options, Source, fetch_verified, file_digest
 
     dest = home.binaries_cache(arch, version) / name
     sums = dest.with_name(name + ".sha256")
@@ -69,23 +61,13 @@ def fetch_one(home: Home, name: str, version: str, arch: str, mirrors: MirrorCon
         digest = sums.read_text().strip()
         if file_digest(dest) == digest:
             return CachedBinary(name, dest, digest, 0)
-    failures: list[str] = []
-    worst = ExitCode.DOWNLOAD_ERROR
-    for url, sum_url in _sources(name, version, arch, mirrors):
-        try:
-            digest = _expected_sha(sum_url)
-            download([url], dest, sha256=digest, progress=progress)  # type: ignore[arg-type]
-        except MinisandError as exc:
-            log.warning("%s from %s: %s", name, url, exc.message)
-            failures.append(exc.message)
-            if exc.code == ExitCode.CHECKSUM_MISMATCH:
-                worst = exc.code
-            continue
-        dest.chmod(0o755)
-        sums.write_text(digest + "\n")
-        return CachedBinary(name, dest, digest, dest.stat().st_size)
-    raise MinisandError(f"could not get {name} {version}: " + " | ".join(failures),
-                        hint="check --binary-mirror and your network; nothing was kept in the cache", code=worst)
+    sources = [Source(url, checksum_url=sum_url) for url, sum_url in _sources(name, version, arch, mirrors)]
+    checksum = fetch_verified(sources, dest, algo="sha256", kind=FileKind.BINARY, what=f"{name} {version}",
+                              hint="check --binary-mirror and your network; nothing was kept in the cache",
+                              options=Options(progress=progress))
+    dest.chmod(0o755)
+    sums.write_text(checksum.hexdigest + "\n")
+    return CachedBinary(name, dest, checksum.hexdigest, dest.stat().st_size)
 
 
 def ensure_host_binaries(home: Home, version: str, mirrors: MirrorConfig, arch: str | None = None,
@@ -113,24 +95,20 @@ def guest_bin_dir(version: str) -> PurePosixPath:
     return BIN_DIR / version
 
 
-def install_in_guest(runner: CommandRunner, version: str, binaries: dict[str, CachedBinary]) -> int:
-    """Copies each binary unless the node has it with the same sha256; returns the bytes copied."""
+def install_in_guest(runner: CommandRunner, version: str, binaries: dict[str, CachedBinary],
+                     have: dict[str, str] | None = None) -> int:
+    """Sends the binaries the node lacks (or has with other checksums) in one transfer, each checked against
+    its sha256 on the host first, then the checksum list; returns the bytes sent (0 = nothing to do). have: the
+    node's checksum list when it is known already (read with its facts)."""
+    from minisand.runner.bundle import SUMS_NAME, BundleFile, install, installed_sums, sums_text
+
     bin_dir = guest_bin_dir(version)
-    paths = [str(bin_dir / n) for n in binaries]
-    res = runner.run(["sha256sum", "--", *paths], sudo=True, check=False, timeout=120)
-    have = {}
-    for line in res.out.splitlines():
-        parts = line.split()
-        if len(parts) == 2:
-            have[PurePosixPath(parts[1]).name] = parts[0]
-    copied = 0
-    for name, b in binaries.items():
-        if have.get(name) == b.sha256:
-            continue
-        data = b.path.read_bytes()
-        if hashlib.sha256(data).hexdigest() != b.sha256:
-            raise MinisandError(f"cached {b.path} does not match its checksum", code=ExitCode.CHECKSUM_MISMATCH,
-                                hint=f"remove {b.path.parent} and start again")
-        runner.write_file(bin_dir / name, data, mode=0o755)
-        copied += len(data)
-    return copied
+    if have is None:
+        have = installed_sums(runner, bin_dir, sorted(binaries))
+    todo = [b for name, b in sorted(binaries.items()) if have.get(name) != b.sha256]
+    if not todo:
+        return 0
+    files = [BundleFile(b.name, 0o755, source=b.path, digest=f"sha256:{b.sha256}") for b in todo]
+    sums = sums_text({**have, **{n: b.sha256 for n, b in binaries.items()}})
+    files.append(BundleFile(SUMS_NAME, 0o644, data=sums.encode()))
+    return install(runner, bin_dir, files, last=SUMS_NAME)

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import ipaddress
-from pathlib import PurePosixPath
 
-from minisand.guestpaths import CNI_CONF_DIR
+from minisand.guest import CNI_CONF_DIR
 from minisand.templating import render
 
 CONFLIST = CNI_CONF_DIR / "1-minisand-bridge.conflist"
@@ -20,7 +19,3 @@ def node_pod_cidr(pod_subnet: str, index: int) -> str:
 def render_bridge(pod_cidr: str) -> str:
     ipaddress.IPv4Network(pod_cidr)
     return render("cni/bridge.conflist.j2", pod_cidr=pod_cidr)
-
-
-def conflist_path() -> PurePosixPath:
-    return CONFLIST

@@ -3,30 +3,30 @@
 from __future__ import annotations
 
 from minisand.bootstrap.kubeconfig import context_server
-from minisand.cluster.context import Context
 from minisand.config.model import ClusterConfig
 from minisand.drivers.base import MachineRecord
+from minisand.paths import Home
 
 
-def endpoint(ctx: Context, cfg: ClusterConfig) -> str | None:
-    rec = MachineRecord.load(ctx.home.machine_dir(cfg.machine_names()[0]))
+def endpoint(home: Home, cfg: ClusterConfig) -> str | None:
+    rec = MachineRecord.load(home.machine_dir(cfg.machine_names()[0]))
     if rec is None or not rec.apiserver_port:
         return None
     return f"https://{rec.apiserver_host}:{rec.apiserver_port}"
 
 
-def ca_file(ctx: Context, name: str) -> str:
-    return str(ctx.home.profile_dir(name) / "ca.crt")
+def ca_file(home: Home, name: str) -> str:
+    return str(home.profile_dir(name) / "ca.crt")
 
 
-def apiserver_state(ctx: Context, cfg: ClusterConfig) -> str:
+def apiserver_state(home: Home, cfg: ClusterConfig) -> str:
     import requests
 
-    url = endpoint(ctx, cfg)
+    url = endpoint(home, cfg)
     if url is None:
         return "Stopped"
     try:
-        resp = requests.get(f"{url}/livez", verify=ca_file(ctx, cfg.name), timeout=20)
+        resp = requests.get(f"{url}/livez", verify=ca_file(home, cfg.name), timeout=20)
     except requests.exceptions.SSLError:
         return "Error"
     except requests.exceptions.RequestException:
@@ -34,8 +34,8 @@ def apiserver_state(ctx: Context, cfg: ClusterConfig) -> str:
     return "Running" if resp.status_code == 200 else "Error"
 
 
-def kubeconfig_state(ctx: Context, cfg: ClusterConfig) -> str:
+def kubeconfig_state(home: Home, cfg: ClusterConfig) -> str:
     server = context_server(cfg.name)
     if server is None:
         return "Misconfigured"
-    return "Configured" if server == endpoint(ctx, cfg) else "Misconfigured"
+    return "Configured" if server == endpoint(home, cfg) else "Misconfigured"

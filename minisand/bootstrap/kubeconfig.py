@@ -1,5 +1,6 @@
 """The user's kubeconfig: the cluster's admin credentials merged in as context <profile> (made current),
-written atomically with mode 0600, and removed again on delete. $KUBECONFIG's first entry, else ~/.kube/config."""
+written atomically with mode 0600, and removed again on delete (current-context is then unset if it was the
+profile's, never moved to another cluster). $KUBECONFIG's first entry, else ~/.kube/config."""
 
 from __future__ import annotations
 
@@ -24,6 +25,9 @@ def _load(path: Path) -> dict[str, Any]:
         data = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
         data = {}
+    except (IsADirectoryError, UnicodeDecodeError) as exc:
+        raise MinisandError(f"{path} is not a kubeconfig: {exc}", hint="fix it or point KUBECONFIG elsewhere",
+                            code=ExitCode.KUBERNETES_ERROR) from None
     except yaml.YAMLError as exc:
         raise MinisandError(f"{path} is not valid YAML: {exc}", hint=f"fix {path} or point KUBECONFIG elsewhere",
                             code=ExitCode.KUBERNETES_ERROR) from None
@@ -39,11 +43,25 @@ def _load(path: Path) -> dict[str, Any]:
     return data
 
 
+def write_target(path: Path) -> Path:
+    """The file to rewrite: path itself, or, when path is a symlink (a kubeconfig kept in a dotfiles repo), the
+    file it points at, so the link stays a link. Anything but a regular file (or a file still to be created) is
+    refused: the atomic rename must never replace a device or a folder."""
+    try:
+        target = path.resolve() if path.is_symlink() else path
+    except (OSError, RuntimeError):
+        raise MinisandError(f"{path} is a symlink that cannot be resolved (a loop?)",
+                            hint="fix the link or point KUBECONFIG at a file", code=ExitCode.KUBERNETES_ERROR) from None
+    if os.path.lexists(target) and not target.is_file():
+        raise MinisandError(f"kubeconfig {path} is not a regular file" + (f" ({target})" if target != path else ""),
+                            hint="point KUBECONFIG at a file", code=ExitCode.KUBERNETES_ERROR)
+    return target
+
+
 def _save(path: Path, data: dict[str, Any]) -> None:
     import yaml
 
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    atomic_write_text(path, yaml.safe_dump(data, sort_keys=False), mode=0o600)
+    atomic_write_text(write_target(path), yaml.safe_dump(data, sort_keys=False), mode=0o600)
 
 
 def _upsert(items: list[dict[str, Any]], name: str, key: str, value: dict[str, Any]) -> None:
@@ -74,6 +92,7 @@ def for_profile(admin_conf: str, profile: str, server: str) -> dict[str, Any]:
 
 def merge(profile_config: dict[str, Any], profile: str, path: Path | None = None) -> Path:
     path = path or kubeconfig_path()
+    write_target(path)  # refused before anything is read or changed
     data = _load(path)
     _upsert(data["clusters"], profile, "cluster", profile_config["clusters"][0]["cluster"])
     _upsert(data["users"], profile, "user", profile_config["users"][0]["user"])
@@ -93,7 +112,7 @@ def remove_context(profile: str, path: Path | None = None) -> bool:
         data[key] = [i for i in data[key] if i.get("name") != profile]
     changed = sum(len(data[k]) for k in ("clusters", "users", "contexts")) != before
     if data.get("current-context") == profile:
-        data["current-context"] = data["contexts"][0]["name"] if data["contexts"] else ""
+        data["current-context"] = ""  # as minikube and kind do: kubectl must not silently target another cluster
         changed = True
     if changed:
         _save(path, data)

@@ -16,7 +16,7 @@ from minisand.bootstrap.registry_fetch import OCI_INDEX, endpoints, forward_tran
 from minisand.config.model import MirrorConfig
 from minisand.errors import MinisandError
 from minisand.fsutil import atomic_write_text
-from minisand.guestpaths import STATE_DIR
+from minisand.guest import STATE_DIR
 from minisand.images.ref import parse_image
 from minisand.images.registries import registry_hosts
 from minisand.paths import Home
@@ -91,9 +91,10 @@ def missing(runner: CommandRunner, refs: list[str]) -> list[str]:
     return [r for r in refs if r not in have]
 
 
-def restore(runner: CommandRunner, tar: Path, refs: list[str]) -> int:
-    """Imports the tarball when the node lacks any of refs; returns the bytes copied (0 = nothing to do)."""
-    if not missing(runner, refs):
+def restore(runner: CommandRunner, tar: Path, lacking: list[str]) -> int:
+    """Imports the tarball into a node that lacks the images in lacking; returns the bytes copied (0 = nothing
+    to do)."""
+    if not lacking:
         return 0
     if not valid(tar):
         log.warning("preload %s is missing or fails its checksum: not used", tar)

@@ -106,8 +106,14 @@ def wait_for(kubeconfig: dict[str, Any], components: tuple[str, ...], timeout: f
     if not components:
         return
     order = ["apiserver", *[c for c in ("node_ready", "system_pods", "default_sa", "apps_running") if c in components]]
+    from minisand import ui
+
+    with ui.waiting("waiting for the cluster") as shown:
+        _poll(api_client(kubeconfig), order, timeout, poll, shown.update)
+
+
+def _poll(client: Any, order: list[str], timeout: float, poll: float, show: Callable[[str], None]) -> None:
     deadline = time.monotonic() + timeout
-    client = api_client(kubeconfig)
     problems: list[str] = []
     while True:
         problems = []
@@ -124,6 +130,7 @@ def wait_for(kubeconfig: dict[str, Any], components: tuple[str, ...], timeout: f
         if time.monotonic() > deadline:
             break
         log.debug("waiting: %s", "; ".join(problems))
+        show(problems[0])
         time.sleep(poll)
     raise MinisandError(f"not ready after {timeout:.0f}s: " + "; ".join(problems[:8]),
                         hint="`minisand logs` shows the kubelet journal; raise --wait-timeout on a slow host",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from typing import Annotated, cast
 
 import typer
@@ -13,9 +14,19 @@ app = typer.Typer(help="List, enable and disable addons.", no_args_is_help=True)
 
 
 def _ctx() -> Context:
-    from minisand.cli.app import context
+    from minisand.cli.common import context
 
     return cast(Context, context())
+
+
+def _output(output: str, flow: str) -> AbstractContextManager[None]:
+    if output not in ("text", "json"):
+        raise bad_input(f"--output {output!r} is not text or json", "use -o json")
+    if output == "text":
+        return nullcontext()
+    from minisand import ui
+
+    return ui.json_events(flow)
 
 
 @app.command("list")
@@ -23,7 +34,7 @@ def list_(output: Annotated[str, typer.Option("--output", "-o", help="text or js
     """List addons and whether they are enabled in this profile."""
     import json
 
-    from minisand.addons import manage
+    from minisand.cluster import addons as manage
 
     if output not in ("text", "json"):
         raise bad_input(f"--output {output!r} is not text or json", "use -o json")
@@ -40,19 +51,23 @@ def list_(output: Annotated[str, typer.Option("--output", "-o", help="text or js
 @app.command()
 def enable(
     name: Annotated[str, typer.Argument(help="Addon name.")],
+    output: Annotated[str, typer.Option("--output", "-o", help="text, or json: a JSON-lines event stream")] = "text",
 ) -> None:
     """Enable an addon (installs, configures and verifies it on the running cluster)."""
-    from minisand.addons import manage
+    from minisand.cluster import addons as manage
 
-    manage.enable(_ctx(), name)
+    with _output(output, "addons enable"):
+        manage.enable(_ctx(), name)
 
 
 @app.command()
 def disable(
     name: Annotated[str, typer.Argument(help="Addon name.")],
     force: Annotated[bool, typer.Option("--force", help="Delete pods that still use the addon.")] = False,
+    output: Annotated[str, typer.Option("--output", "-o", help="text, or json: a JSON-lines event stream")] = "text",
 ) -> None:
     """Disable an addon and remove what it installed."""
-    from minisand.addons import manage
+    from minisand.cluster import addons as manage
 
-    manage.disable(_ctx(), name, force=force)
+    with _output(output, "addons disable"):
+        manage.disable(_ctx(), name, force=force)

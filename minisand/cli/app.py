@@ -7,12 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import sys
 from typing import Annotated
 
 import typer
 
 from minisand import __version__
+from minisand.cli.common import G, check_output
 from minisand.errors import ExitCode, MinisandError
 from minisand.paths import DEFAULT_PROFILE
 
@@ -20,19 +22,11 @@ app = typer.Typer(
     name="minisand",
     help="Local Kubernetes in a VM, with containerd and sandboxed runtimes (gVisor, Kata) as RuntimeClasses.",
     no_args_is_help=True,
-    add_completion=True,
+    add_completion=False,  # one way to get completion: the `completion` command
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-
-
-class Globals:
-    profile: str = DEFAULT_PROFILE
-    verbose: bool = False
-
-
-G = Globals()
 
 
 @app.callback()
@@ -49,19 +43,12 @@ def _root(
     configure(verbose)
 
 
-def context() -> object:
-    from minisand.cluster.context import Context
-    from minisand.paths import Home
-
-    return Context(Home.from_env(), G.profile)
-
-
 @app.command()
 def version(
     output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text",
 ) -> None:
     """Print minisand's version."""
-    if output == "json":
+    if check_output(output) == "json":
         import json
 
         typer.echo(json.dumps({"minisandVersion": __version__}))
@@ -84,10 +71,14 @@ def completion(
 
 
 def _register() -> None:
-    from minisand.cli import addons, config, iso, machine, profile, start
+    from minisand.cli import addons, config, cp, dashboard, image, iso, machine, profile, service, start
 
     start.register(app)
     machine.register(app)
+    dashboard.register(app)
+    service.register(app)
+    cp.register(app)
+    app.add_typer(image.app, name="image")
     app.add_typer(addons.app, name="addons")
     app.add_typer(config.app, name="config")
     app.add_typer(profile.app, name="profile")
@@ -95,46 +86,31 @@ def _register() -> None:
 
 
 _register()
+if os.environ.get("_MINISAND_COMPLETE"):  # a shell asks for completions (the script `completion SHELL` prints)
+    from typer._completion_classes import completion_init
+
+    completion_init()
 
 
-_GLOBAL_WITH_VALUE = ("-p", "--profile")
-_GLOBAL_FLAGS = ("-v", "--verbose")
-
-
-def hoist_globals(args: list[str]) -> list[str]:
-    """Global options may appear anywhere before `--` (as with minikube's persistent flags): move them to the
-    front so `minisand status -p dev` works like `minisand -p dev status`."""
-    front: list[str] = []
-    rest: list[str] = []
-    i = 0
-    while i < len(args):
-        a = args[i]
-        if a == "--":
-            rest.extend(args[i:])
-            break
-        if a in _GLOBAL_WITH_VALUE and i + 1 < len(args):
-            front += [a, args[i + 1]]
-            i += 2
-            continue
-        if a.startswith("--profile=") or a in _GLOBAL_FLAGS:
-            front.append(a)
-        elif a.startswith("-p") and len(a) > 2 and not a.startswith("--"):
-            front += ["-p", a[2:]]
-        else:
-            rest.append(a)
-        i += 1
-    return front + rest
-
-
-def _log_internal_error() -> str:
-    from minisand.logsetup import attach_profile_log
+def _log_internal_error() -> str | None:
+    """Writes the traceback to the profile's log; returns the log's path, or None when it could not be written."""
+    from minisand.logsetup import attach_profile_log, profile_log_attached
     from minisand.paths import Home
 
-    path = Home.from_env().profile_log(G.profile)
-    with contextlib.suppress(OSError):
+    home = Home.from_env()
+    path = None
+    with contextlib.suppress(OSError, MinisandError):
+        home.ensure(home.logs)
+        path = home.profile_log(G.profile)
         attach_profile_log(path)
     logging.getLogger("minisand").exception("internal error")
-    return str(path)
+    return str(path) if path is not None and profile_log_attached() else None
+
+
+def _usage_hint(exc: Exception) -> str:
+    ctx = getattr(exc, "ctx", None)
+    where = ctx.command_path if ctx is not None else "minisand"
+    return f"run `{where} --help`"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -142,24 +118,38 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def run(argv: list[str] | None = None) -> int:
+    from minisand.logsetup import detach_profile_log, install
+
+    install()
+    try:
+        return _run(list(sys.argv[1:] if argv is None else argv))
+    finally:
+        detach_profile_log()
+
+
+def _run(argv: list[str]) -> int:
     import typer._click as click  # typer's vendored click
     from typer.core import Abort  # type: ignore[attr-defined]
 
+    from minisand.cli.argv import hoist_globals
+    from minisand.errors import filesystem_error
+
     command = typer.main.get_command(app)
-    args = hoist_globals(list(sys.argv[1:] if argv is None else argv))
     try:
+        args = hoist_globals(command, argv)
         rv = command.main(args=args, prog_name="minisand", standalone_mode=False)
+    except OSError as exc:
+        fs = filesystem_error(exc)
+        if fs is None:
+            return _internal_error(exc)
+        return _fail(fs, exc)
     except MinisandError as exc:
-        logging.getLogger("minisand").info("error %s (%s): %s", exc.reason, int(exc.code), exc.message)
-        print(exc.one_line(), file=sys.stderr)
-        return int(exc.code)
+        return _fail(exc)
     except click.exceptions.NoArgsIsHelpError as exc:
         print(exc.format_message() if hasattr(exc, "format_message") else str(exc), file=sys.stderr)
         return 0
     except click.ClickException as exc:
-        cmd = " ".join(a for a in args if not a.startswith("-"))[:40]
-        print(f"minisand: {exc.format_message()} (hint: run `minisand {cmd} --help`)".replace("  ", " "),
-              file=sys.stderr)
+        print(" ".join(f"minisand: {exc.format_message()} (hint: {_usage_hint(exc)})".split()), file=sys.stderr)
         return int(ExitCode.USAGE)
     except Abort:
         print("minisand: aborted", file=sys.stderr)
@@ -168,10 +158,22 @@ def run(argv: list[str] | None = None) -> int:
         print("minisand: interrupted", file=sys.stderr)
         return int(ExitCode.INTERRUPTED)
     except Exception as exc:  # a bug: keep the traceback out of the user's face, in the log
-        where = _log_internal_error()
-        print(f"minisand: internal error: {type(exc).__name__}: {exc} (hint: the traceback is in {where}; "
-              "please report it)", file=sys.stderr)
-        return int(ExitCode.FAILURE)
+        return _internal_error(exc)
     if isinstance(rv, int):
         return rv
     return 0
+
+
+def _fail(exc: MinisandError, cause: BaseException | None = None) -> int:
+    log = logging.getLogger("minisand")
+    log.info("error %s (%s): %s", exc.reason, int(exc.code), exc.message, exc_info=cause)
+    print(exc.one_line(), file=sys.stderr)
+    return int(exc.code)
+
+
+def _internal_error(exc: Exception) -> int:
+    where = _log_internal_error()
+    told = f"the traceback is in {where}" if where else "run again with -v for details"
+    print(" ".join(f"minisand: internal error: {type(exc).__name__}: {exc} (hint: {told}; please report it)"
+                   .split()), file=sys.stderr)
+    return int(ExitCode.FAILURE)

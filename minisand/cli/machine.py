@@ -1,4 +1,4 @@
-"""stop, delete, status, ip, ssh, kubectl, logs."""
+"""stop, pause, unpause, delete, status, ip, ssh, kubectl, logs."""
 
 from __future__ import annotations
 
@@ -14,13 +14,15 @@ Opt = typer.Option
 
 
 def _ctx() -> Context:
-    from minisand.cli.app import context
+    from minisand.cli.common import context
 
     return cast(Context, context())
 
 
 def register(app: typer.Typer) -> None:
     app.command()(stop)
+    app.command()(pause)
+    app.command()(unpause)
     app.command()(delete)
     app.command()(status)
     app.command()(ip)
@@ -30,12 +32,37 @@ def register(app: typer.Typer) -> None:
 
 
 def stop(
-    timeout: Annotated[float, Opt(help="Seconds to wait for a graceful power-off before killing.")] = 120.0,
+    timeout: Annotated[float, Opt(help="Seconds to wait for the save, or a graceful power-off before killing.")
+                       ] = 120.0,
+    cold: Annotated[bool, Opt("--cold", help="Power the machines off instead of saving them.")] = False,
 ) -> None:
-    """Stop the cluster's machines (graceful power-off, then kill after a timeout)."""
+    """Stop the cluster's machines: a VM's state is saved beside it and `start` resumes it (qemu, kvm2);
+    --cold (and the other drivers) power off gracefully, then kill after a timeout."""
+    import math
+
     from minisand.cluster import ops
 
-    ops.stop(_ctx(), timeout)
+    if not math.isfinite(timeout) or timeout < 0:
+        raise bad_input(f"--timeout {timeout} is not a number of seconds", "use e.g. --timeout 120")
+    ops.stop(_ctx(), timeout, cold=cold)
+
+
+def pause() -> None:
+    """Freeze every node's VM in place (its vCPUs stop; memory stays allocated). `unpause` thaws it."""
+    from minisand import ui
+    from minisand.cluster import suspend
+
+    n = suspend.pause(_ctx())
+    ui.done(f"{n} node(s) paused." if n else "All nodes were already paused.")
+
+
+def unpause() -> None:
+    """Thaw the nodes `pause` froze."""
+    from minisand import ui
+    from minisand.cluster import suspend
+
+    n = suspend.pause(_ctx(), thaw=True)
+    ui.done(f"{n} node(s) unpaused." if n else "No node was paused.")
 
 
 def delete(
@@ -43,11 +70,11 @@ def delete(
     purge: Annotated[bool, Opt("--purge", help="Also remove MINISAND_HOME (caches included).")] = False,
 ) -> None:
     """Delete a cluster: machines, disks, kubeconfig context, profile. Works from any state."""
-    from minisand.cluster import ops
+    from minisand.cluster import delete as dl
 
     if purge and not all_profiles:
         raise bad_input("--purge removes every profile's files", "use it together with --all")
-    ops.delete(_ctx(), all_profiles, purge)
+    dl.delete(_ctx(), all_profiles, purge)
 
 
 def status(
@@ -101,7 +128,7 @@ def kubectl(
     args: Annotated[list[str] | None, typer.Argument(help="kubectl arguments (after --).")] = None,
 ) -> None:
     """Run kubectl of the cluster's version against this profile's context."""
-    from minisand.bootstrap import kubectl as kc
+    from minisand.cluster import kubectl as kc
 
     raise typer.Exit(kc.run(_ctx(), args or []))
 
@@ -111,9 +138,13 @@ def logs(
     node: Annotated[str | None, Opt("--node", help="Node name.")] = None,
     console: Annotated[bool, Opt("--console", help="Show the node's serial console log.")] = False,
     commands: Annotated[bool, Opt("--commands", help="Show only minisand's command log.")] = False,
+    file: Annotated[str | None, Opt("--file", help="Write the logs to this file instead of stdout.")] = None,
+    follow: Annotated[bool, Opt("--follow", "-f", help="Keep printing new lines until Ctrl-C.")] = False,
 ) -> None:
     """Show minisand's log of this profile (every remote command with its exit code and duration) and the
     node's containerd/kubelet journal when it runs."""
-    from minisand.cluster import logs as lg
+    from minisand.cli.logsout import write_logs
 
-    typer.echo(lg.collect(_ctx(), length=length, node=node, console=console, commands_only=commands))
+    if length < 1:
+        raise bad_input(f"--length {length} is not a positive number of lines", "use e.g. --length 200")
+    write_logs(_ctx(), file, follow=follow, length=length, node=node, console=console, commands_only=commands)

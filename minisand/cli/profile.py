@@ -15,9 +15,10 @@ app = typer.Typer(help="Profiles (one cluster each).", no_args_is_help=True)
 @app.command("list")
 def list_(output: Annotated[str, typer.Option("--output", "-o", help="text or json")] = "text") -> None:
     """List profiles with their driver, runtime, Kubernetes version, nodes and state."""
-    from minisand.cli.app import context
+    from minisand.cli.common import check_output, context
     from minisand.cluster import ops
 
+    check_output(output)
     rows = ops.profile_rows(cast(Context, context()))
     if output == "json":
         typer.echo(json.dumps(rows, indent=2))

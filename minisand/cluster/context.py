@@ -24,5 +24,5 @@ class Context:
         return Settings(self.home)
 
     def attach_log(self) -> None:
-        self.home.ensure()
+        self.home.ensure(self.home.logs)
         attach_profile_log(self.home.profile_log(self.profile))

@@ -36,19 +36,21 @@ def _files(cfg: ClusterConfig, repository: str) -> dict[str, str]:
     if cfg.no_kubernetes:
         return files
     ip = _node_ip(cfg)
+    host_machine = cfg.driver in ("none", "ssh")  # as cluster/kubernetes.py: the machine's IP, its /etc/hosts kept
     params = kubeadm.KubeadmParams(
         kubernetes_version=cfg.kubernetes_version, cluster_name=cfg.name, node_name=cfg.name, node_ip=ip,
         image_repository=repository, token=TOKEN_PLACEHOLDER, extra_config=cfg.extra_config,
-        health_timeout="20m0s")
+        health_timeout="20m0s", control_plane_host=ip if host_machine else kubeadm.CONTROL_PLANE_HOST)
+    if not host_machine:
+        files["/etc/hosts"] = kubeadm.render_hosts(cfg.name, ip, ip)
     files[str(kubeadm.KUBEADM_YAML)] = kubeadm.render_init(params)
-    files["/etc/systemd/system/kubelet.service"] = kubeadm.render_kubelet_unit(cfg.kubernetes_version)
+    files["/etc/systemd/system/kubelet.service"] = kubeadm.render_kubelet_unit(
+        cfg.kubernetes_version, vm=cfg.driver not in ("none", "ssh"))
     files[str(cni.CONFLIST)] = cni.render_bridge(cni.node_pod_cidr(kubeadm.POD_SUBNET, 0))
     if "gvisor" in cfg.addons:
         from minisand.addons import gvisor
-        from minisand.templating import render
 
-        files[str(gvisor.RUNSC_TOML)] = render("addons/gvisor/runsc.toml.j2", runsc=str(gvisor.GUEST_DIR / "runsc"),
-                                               platform=gvisor.PLATFORM, release=gvisor.RELEASE)
+        files[str(gvisor.RUNSC_TOML)] = gvisor.runsc_toml()
     return files
 
 
@@ -64,6 +66,7 @@ def build(ctx: Context, req: StartRequest) -> dict[str, Any]:
     data: dict[str, Any] = {
         "profile": ctx.profile, "driver": info.name, "driverNotes": notes,
         "warnings": resolved.warnings,
+        "options": resolved.options(),
         "config": to_dict(cfg), "sources": sources.to_dict(),
         "imageRepository": {"candidates": list(sources.repository_candidates),
                             "probe": "pause image pulled in the guest through containerd's mirrors"
@@ -83,6 +86,8 @@ def render(data: dict[str, Any], output: str) -> str:
     lines = [f"Profile: {data['profile']}", f"Driver: {data['driver']}"]
     lines += [f"  (skipped {n})" for n in data["driverNotes"]]
     lines += [f"Warning: {w}" for w in data["warnings"]]
+    for name, opt in data["options"].items():
+        lines.append(f"--{name}: {opt['text'] or '(none)'} ({opt['source']})")
     repo = data["imageRepository"]
     lines.append(f"Image repository candidates: {', '.join(repo['candidates'])} (probe: {repo['probe']})")
     for name, urls in data.get("binaries", {}).items():

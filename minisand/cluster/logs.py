@@ -6,7 +6,7 @@ from collections import deque
 from pathlib import Path
 
 from minisand.cluster.context import Context
-from minisand.cluster.nodes import driver_for
+from minisand.cluster.nodes import driver_for, node_of
 from minisand.drivers.base import MachineState
 from minisand.errors import MinisandError
 
@@ -21,7 +21,7 @@ def _tail(path: Path, n: int) -> list[str]:
 
 def collect(ctx: Context, *, length: int, node: str | None, console: bool, commands_only: bool) -> str:
     cfg = ctx.store.load(ctx.profile)
-    machine = node or cfg.machine_names()[0]
+    machine = node_of(cfg, node)
     parts: list[str] = []
     log_path = ctx.home.profile_log(ctx.profile)
     lines = _tail(log_path, length * 4 if commands_only else length)

@@ -1,4 +1,5 @@
-"""Bringing one machine up: create or fix, boot, pin the guest's host key from its console, reach SSH."""
+"""Bringing one machine up: create or fix, resume its saved state or boot it (pinning the guest's host key from its
+console), reach SSH."""
 
 from __future__ import annotations
 
@@ -8,17 +9,15 @@ import time
 from pathlib import Path
 
 from minisand import ui
-from minisand.drivers import procs
 from minisand.drivers.base import Driver, MachineState
-from minisand.drivers.console import GuestPanicked, raise_if_panicked
 from minisand.errors import ExitCode, MinisandError
-from minisand.keys import HOST_KEYS_END, fingerprint, host_keys_from_console, preferred_host_key
+from minisand.guest import HOST_KEYS_END, ROOT_LOGIN, SSH_READY, GuestPanicked, raise_if_panicked
+from minisand.keys import fingerprint, host_keys_from_console, preferred_host_key
 from minisand.runner.base import CommandRunner
 
 log = logging.getLogger(__name__)
 
-SSH_READY = "MINISAND-SSH-READY"
-BOOT_ATTEMPTS = 3  # boots tried when the guest kernel panics early (see minisand.drivers.console)
+BOOT_ATTEMPTS = 3  # boots tried when the guest kernel panics early (see minisand.guest)
 
 
 def wait_console(path: Path, marker: str, timeout: float, alive: object = None) -> str:
@@ -46,7 +45,8 @@ def pin_host_key(driver: Driver, timeout: float) -> str | None:
     rec = driver.record()
     if console is None or rec is None:
         return None
-    alive = lambda: driver.state() not in (MachineState.STOPPED, MachineState.NONEXISTENT)  # noqa: E731
+    alive = lambda: driver.state() not in (MachineState.STOPPED, MachineState.NONEXISTENT,  # noqa: E731
+                                           MachineState.SAVED)
     text = wait_console(console, HOST_KEYS_END, timeout, alive=alive)
     try:
         # the ISO prints this once the network is configured and sshd listens: connecting earlier through
@@ -69,18 +69,45 @@ def pin_host_key(driver: Driver, timeout: float) -> str | None:
         rec = dataclasses.replace(rec, host_key=key)
         rec.save(driver.spec.machine_dir)
         log.info("pinned host key %s for %s", fingerprint(key), rec.machine)
+    _note_root_login(driver, ROOT_LOGIN in text)
     return key
 
 
+def _note_root_login(driver: Driver, allowed: bool) -> None:
+    """Whether this boot's image lets minisand's key log in as root (its commands then need no sudo)."""
+    from minisand.drivers.vmcommon import ROOT_LOGIN_KEY
+
+    rec = driver.record()
+    if rec is None or (rec.extra.get(ROOT_LOGIN_KEY) == "yes") == allowed:
+        return
+    extra = {k: v for k, v in rec.extra.items() if k != ROOT_LOGIN_KEY}
+    if allowed:
+        extra[ROOT_LOGIN_KEY] = "yes"
+    dataclasses.replace(rec, extra=extra).save(driver.spec.machine_dir)
+
+
 def bring_up(driver: Driver, boot_timeout: float = 300.0) -> CommandRunner:
-    """Create-or-fix then start: a stopped or half-created machine is started, not recreated."""
+    return start_machine(driver, boot_timeout)[0]
+
+
+def start_machine(driver: Driver, boot_timeout: float = 300.0) -> tuple[CommandRunner, bool]:
+    """Create-or-fix then start: a stopped or half-created machine is started, not recreated; a saved one is
+    resumed (or, when its saved state cannot be used, booted cold after a notice); a paused one is unpaused.
+    Returns a runner on it and whether it was resumed from a saved state."""
+    from minisand.cluster.resume import resume_or_notice, suspendable
+
     state = driver.state()
-    if state == MachineState.NONEXISTENT:
-        driver.create()
-    else:
-        driver.create()  # idempotent: repairs missing pieces (disk, files, domain)
+    driver.create()  # idempotent: repairs missing pieces (disk, files, domain)
     if state == MachineState.PAUSED:
-        driver.stop(timeout=5)
+        s = suspendable(driver)
+        if s is not None:
+            s.unpause()
+        else:
+            driver.stop(timeout=5)
+    if state == MachineState.SAVED:
+        resumed = resume_or_notice(driver, boot_timeout)
+        if resumed is not None:
+            return resumed, True
     for attempt in range(1, BOOT_ATTEMPTS + 1):
         started = time.monotonic()
         try:
@@ -98,14 +125,14 @@ def bring_up(driver: Driver, boot_timeout: float = 300.0) -> CommandRunner:
     runner = driver.runner()
     runner.run(["true"], timeout=60)
     log.info("machine reachable over SSH %.1fs after start", time.monotonic() - started)
-    return runner
+    return runner, False
 
 
 def stop_machine(driver: Driver, timeout: float) -> bool:
     """A VM is asked to power off from inside first (systemd's orderly shutdown: containerd and the kubelet stop
     cleanly, the data disk is synced); the driver then waits, sends ACPI power-off, and kills after timeout."""
     state = driver.state()
-    if state in (MachineState.STOPPED, MachineState.NONEXISTENT):
+    if state in (MachineState.STOPPED, MachineState.NONEXISTENT, MachineState.SAVED):
         return False
     if state == MachineState.RUNNING and driver.console_log() is not None:
         try:
@@ -116,14 +143,6 @@ def stop_machine(driver: Driver, timeout: float) -> bool:
             log.info("in-guest power-off of %s failed (%s); using ACPI", driver.spec.machine, exc.message)
     driver.stop(timeout=timeout)
     return True
-
-
-def port_is_free(port: int) -> bool:
-    return procs.port_free(port)
-
-
-def describe_state(state: MachineState) -> str:
-    return state.value
 
 
 def notice_accel(driver: Driver) -> None:

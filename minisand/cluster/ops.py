@@ -1,123 +1,44 @@
-"""stop, delete, ip, runner access: lifecycle operations other than start."""
+"""stop, ip, runner access, profile rows: lifecycle operations other than start and delete (cluster/delete.py)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import shutil
 
 from minisand import ui
 from minisand.cluster.context import Context
-from minisand.cluster.machine import stop_machine
-from minisand.cluster.nodes import driver_for
+from minisand.cluster.nodes import driver_for, node_of
 from minisand.config.model import ClusterConfig
-from minisand.drivers.base import Driver, MachineRecord, MachineState
+from minisand.drivers.base import Driver, MachineState
 from minisand.errors import ExitCode, MinisandError
 from minisand.runner.base import CommandRunner
 
 log = logging.getLogger(__name__)
 
 
-def stop(ctx: Context, timeout: float = 120.0) -> int:
+def stop(ctx: Context, timeout: float = 120.0, cold: bool = False) -> int:
+    """Saves each VM node (cold=True, or a driver that cannot save: powers it off); returns how many changed."""
+    from minisand.cluster.suspend import Outcome, stop_node
+
     cfg = ctx.store.load(ctx.profile)
+    drivers = [(name, driver_for(ctx, cfg, name)) for name in reversed(cfg.machine_names())]  # a bad profile fails here
     ctx.attach_log()
-    stopped = 0
+    done: list[Outcome] = []
     with ctx.store.lock(ctx.profile):
-        for name in reversed(cfg.machine_names()):
-            drv = driver_for(ctx, cfg, name)
+        for name, drv in drivers:
             ui.step(f"Stopping node {name!r} ...")
-            if stop_machine(drv, timeout):
-                stopped += 1
-    ui.done(f"{stopped} node(s) stopped." if stopped else "All nodes were already stopped.")
-    return stopped
-
-
-def _machines_of(ctx: Context, name: str) -> list[str]:
-    found = []
-    if ctx.home.machines.is_dir():
-        for d in ctx.home.machines.iterdir():
-            if d.name == name or (d.name.startswith(f"{name}-m") and d.name[len(name) + 2:].isdigit()):
-                found.append(d.name)
-    return sorted(found)
-
-
-def _driver_from_record(ctx: Context, machine: str, fallback: ClusterConfig | None) -> Driver | None:
-    try:
-        rec = MachineRecord.load(ctx.home.machine_dir(machine))
-    except MinisandError:
-        rec = None
-    driver = rec.driver if rec else (fallback.driver if fallback else None)
-    if driver is None:
-        return None
-    cfg = fallback or ClusterConfig(name=machine, driver=driver)
-    if cfg.driver != driver:
-        import dataclasses
-
-        cfg = dataclasses.replace(cfg, driver=driver)
-    return driver_for(ctx, cfg, machine)
-
-
-def delete_profile(ctx: Context, name: str) -> bool:
-    """Removes the machines, the kubeconfig context and the profile; works from any state."""
-    sub = Context(ctx.home, name)
-    try:
-        cfg: ClusterConfig | None = sub.store.load(name)
-    except MinisandError as exc:
-        if exc.code == ExitCode.PROFILE_NOT_FOUND:
-            cfg = None
-        elif exc.code == ExitCode.PROFILE_CORRUPT:
-            ui.warn(f"{exc.message}; deleting what can be found")
-            cfg = None
-        else:
-            raise
-    machines = sorted(set(cfg.machine_names() if cfg else []) | set(_machines_of(ctx, name)))
-    if cfg is None and not machines and not ctx.home.profile_dir(name).exists():
-        return False
-    with sub.store.lock(name):
-        for m in reversed(machines):
-            drv = _driver_from_record(ctx, m, cfg)
-            ui.step(f"Deleting node {m!r} ...")
-            if drv is not None:
-                drv.remove()
-            shutil.rmtree(ctx.home.machine_dir(m), ignore_errors=True)
-        _remove_kubeconfig(name)
-    sub.store.remove(name)
-    return True
-
-
-def _remove_kubeconfig(name: str) -> None:
-    try:
-        from minisand.bootstrap.kubeconfig import remove_context
-    except ImportError:
-        return
-    remove_context(name)
-
-
-def delete(ctx: Context, all_profiles: bool, purge: bool) -> None:
-    names = ctx.store.names() if all_profiles else [ctx.profile]
-    if all_profiles and ctx.home.machines.is_dir():
-        known = set(names)
-        for d in ctx.home.machines.iterdir():
-            base = d.name.split("-m")[0] if "-m" in d.name else d.name
-            if d.name not in known and base not in known:
-                names.append(d.name)
-    deleted = [n for n in names if delete_profile(ctx, n)]
-    if not all_profiles and not deleted:
-        ui.info(f"profile {ctx.profile!r} does not exist: nothing to delete")
-    for n in deleted:
-        ui.done(f"Removed all traces of the {n!r} cluster.")
-    if purge:
-        shutil.rmtree(ctx.home.root, ignore_errors=True)
-        ui.done(f"Purged {ctx.home.root}")
+            done.append(stop_node(drv, timeout, cold))
+    saved, stopped = done.count(Outcome.SAVED), done.count(Outcome.STOPPED)
+    if saved:
+        ui.done(f"{saved} node(s) saved" + (f", {stopped} powered off" if stopped else "")
+                + ": `minisand start` resumes them.")
+    else:
+        ui.done(f"{stopped} node(s) stopped." if stopped else "All nodes were already stopped.")
+    return saved + stopped
 
 
 def running_driver(ctx: Context, node: str | None = None) -> tuple[ClusterConfig, Driver]:
     cfg = ctx.store.load(ctx.profile)
-    machines = cfg.machine_names()
-    machine = machines[0] if node is None else node
-    if machine not in machines:
-        raise MinisandError(f"node {node!r} is not part of profile {ctx.profile!r}",
-                            hint=f"nodes: {', '.join(machines)}", code=ExitCode.BAD_INPUT)
+    machine = node_of(cfg, node)
     drv = driver_for(ctx, cfg, machine)
     state = drv.state()
     if state != MachineState.RUNNING:
@@ -128,7 +49,16 @@ def running_driver(ctx: Context, node: str | None = None) -> tuple[ClusterConfig
 
 
 def runner_for(ctx: Context, node: str | None = None) -> CommandRunner:
+    """The user's `minisand ssh`: as the machine's login user, also where minisand's own commands log in as
+    root (minisand.drivers.vmcommon.ROOT_LOGIN_KEY)."""
+    from minisand.drivers.vmcommon import ROOT_LOGIN_KEY
+    from minisand.runner.logged import LoggedRunner
+    from minisand.runner.ssh import SSHRunner
+
     _, drv = running_driver(ctx, node)
+    target, rec = drv.ssh_target(), drv.record()
+    if target is not None and rec is not None and rec.extra.get(ROOT_LOGIN_KEY) == "yes":
+        return LoggedRunner(SSHRunner(target), rec.machine)
     return drv.runner()
 
 
@@ -143,18 +73,24 @@ def ip(ctx: Context, node: str | None = None) -> str:
 
 def profile_rows(ctx: Context) -> list[dict[str, object]]:
     rows: list[dict[str, object]] = []
-    for name in ctx.store.names():
+    names = ctx.store.names()
+    for name in ctx.store.entries():
+        if name not in names:
+            rows.append({"name": name, "status": "Corrupt", "active": False,
+                         "error": f"{ctx.home.profiles / name} is not a profile folder: its name is invalid"})
+            continue
         try:
             cfg = ctx.store.load(name)
+            state = driver_for(ctx, cfg, cfg.machine_names()[0]).state().value
         except MinisandError as exc:
-            rows.append({"name": name, "status": "Corrupt", "error": exc.message})
+            status, error = {
+                ExitCode.PROFILE_CORRUPT: ("Corrupt", exc.message),
+                ExitCode.PROFILE_NOT_FOUND: ("Incomplete", f"no config.json (a first start that did not finish; "
+                                                           f"`minisand delete -p {name}` removes it)"),
+            }.get(ExitCode(exc.code), ("Error", exc.message))
+            rows.append({"name": name, "status": status, "active": name == ctx.profile, "error": error})
             continue
-        drv = driver_for(ctx, cfg, cfg.machine_names()[0])
         rows.append({"name": name, "driver": cfg.driver, "runtime": cfg.container_runtime,
                      "kubernetes": "-" if cfg.no_kubernetes else cfg.kubernetes_version,
-                     "nodes": cfg.nodes, "status": drv.state().value, "active": name == ctx.profile})
+                     "nodes": cfg.nodes, "status": state, "active": name == ctx.profile})
     return rows
-
-
-def dump(obj: object) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True)

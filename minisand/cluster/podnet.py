@@ -13,7 +13,7 @@ from minisand.bootstrap import cni
 from minisand.errors import ExitCode, MinisandError
 
 if TYPE_CHECKING:
-    from minisand.cluster.provision import Node
+    from minisand.node import Node
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from pathlib import Path
 
 from minisand import ui
 from minisand.cluster import machine as machine_ops
@@ -14,6 +15,7 @@ from minisand.cluster.nodes import BootMedia, driver_for
 from minisand.cluster.startconfig import Resolved, StartRequest, resolve
 from minisand.cluster.timing import PhaseTimer
 from minisand.config.model import ClusterConfig
+from minisand.drivers.base import Driver, MachineState
 from minisand.drivers.registry import DriverInfo, choose, lookup
 from minisand.errors import bad_input
 from minisand.runner.base import CommandRunner
@@ -25,11 +27,9 @@ def resolve_request(ctx: Context, req: StartRequest) -> tuple[Resolved, str | No
     """Validates every flag (pure: nothing is probed or created for bad input)."""
     store = ctx.store
     existing = store.load(ctx.profile) if store.exists(ctx.profile) else None
-    settings = ctx.settings.load()
-    explicit = req.driver or (existing.driver if existing else None) or settings.get("driver")
-    if isinstance(explicit, list):
-        explicit = None
-    return resolve(ctx.profile, req, existing, settings, explicit or "qemu"), explicit
+    resolved = resolve(ctx.profile, req, existing, ctx.settings.load(), "qemu")  # qemu: until choose() picks
+    explicit = resolved.config.driver if resolved.sources.get("driver") != "default" else None
+    return resolved, explicit
 
 
 def choose_driver(resolved: Resolved, explicit: str | None) -> tuple[DriverInfo, list[str]]:
@@ -66,11 +66,20 @@ def boot_media(ctx: Context, cfg: ClusterConfig) -> BootMedia:
         for url in (*iso_urls(default_iso_urls()[0], cfg.mirrors), *default_iso_urls()):
             if url not in defaults:
                 defaults.append(url)
-    ui.step("Checking the guest ISO ...")
+    ui.step("Checking the guest ISO ...", "Guest ISO")
     iso = acquire_iso(ctx.home, cfg.iso_url, cfg.iso_checksum, default_urls=defaults,
                       progress=lambda label, total: ui.Progress(label, total))
     kernel, initrd = extract_boot_files(iso, ctx.home.iso_cache / "boot")
     return BootMedia(iso=iso, kernel=kernel, initrd=initrd)
+
+
+def node_image(ctx: Context, cfg: ClusterConfig, timer: PhaseTimer) -> Path | None:
+    from minisand.cluster import nodeimage
+
+    if not nodeimage.needed(ctx, cfg):
+        return None
+    ui.step(f"Preparing the node's disk (Kubernetes {cfg.kubernetes_version} binaries and images) ...")
+    return nodeimage.prepare(ctx, cfg, timer)
 
 
 def run(ctx: Context, req: StartRequest) -> ClusterConfig:
@@ -82,18 +91,31 @@ def run(ctx: Context, req: StartRequest) -> ClusterConfig:
     with ctx.store.lock(ctx.profile):
         info, notes = choose_driver(resolved, explicit)
         cfg = resolved.config
+        from minisand import __version__
+
+        ui.step(f"minisand v{__version__}, profile {ctx.profile!r}", "Initial Setup")
+        ui.step(f"Using the {info.name} driver" + (" (the best healthy one)" if explicit is None else ""),
+                "Selecting Driver")
         for note in notes:
             log.info("driver skipped: %s", note)
         fresh = not ctx.store.exists(ctx.profile)
+        ctx.home.ensure()
         ctx.store.save(cfg)
         try:
-            runners = _machines(ctx, cfg, info, timer)
+            runners, resumed = _machines(ctx, cfg, info, timer)
         except BaseException:
             if fresh:
                 _forget_if_nothing_created(ctx, cfg)
             raise
         try:
-            _cluster(ctx, cfg, runners, timer)
+            from minisand.cluster import converged, provision
+
+            if resumed and converged.matches(ctx, cfg):
+                provision.after_resume(ctx, cfg, runners, timer)
+            else:
+                converged.clear(ctx, cfg.name)
+                _cluster(ctx, cfg, runners, timer)
+            converged.mark(ctx, cfg)
         finally:
             for r in runners.values():
                 r.close()
@@ -102,22 +124,38 @@ def run(ctx: Context, req: StartRequest) -> ClusterConfig:
 
 
 def _machines(ctx: Context, cfg: ClusterConfig, info: DriverInfo,
-              timer: PhaseTimer) -> dict[str, CommandRunner]:
+              timer: PhaseTimer) -> tuple[dict[str, CommandRunner], bool]:
+    """A runner per machine, and whether every machine was resumed from a saved state."""
     media = None
     if info.is_vm:
         with timer.phase("iso"):
             media = boot_media(ctx, cfg)
+        media = dataclasses.replace(media, data_image=node_image(ctx, cfg, timer))
     runners: dict[str, CommandRunner] = {}
+    all_resumed = True
     for name in cfg.machine_names():
         drv = driver_for(ctx, cfg, name, media, with_key=True)
         state = drv.state()
         verb = "Restarting existing" if state.value != "Nonexistent" else "Creating"
         ui.step(f"{verb} {info.name} machine {name!r} (CPUs={cfg.cpus}, Memory={cfg.memory_mb}MB, "
-                f"Disk={cfg.disk_mb}MB) ...")
+                f"Disk={cfg.disk_mb}MB) ...", "Starting Node")
+        _warn_if_resources_wait(drv, state)
         with timer.phase("boot"):
-            runners[name] = machine_ops.bring_up(drv)
+            runners[name], resumed = machine_ops.start_machine(drv)
+        all_resumed = all_resumed and resumed
         machine_ops.notice_accel(drv)
-    return runners
+    return runners, all_resumed
+
+
+def _warn_if_resources_wait(drv: Driver, state: MachineState) -> None:
+    """CPUs or memory changed on a running machine: stored in the profile, applied at the next cold boot."""
+    from minisand.cluster.suspend import resources_changed
+
+    changed = resources_changed(drv) if state in (MachineState.RUNNING, MachineState.PAUSED) else None
+    if changed:
+        ui.warn(f"machine {drv.spec.machine!r} keeps its resources until it boots again ({changed} stored): "
+                "they apply after `minisand stop` (which then powers it off instead of saving it) and "
+                "`minisand start`")
 
 
 def _cluster(ctx: Context, cfg: ClusterConfig, runners: dict[str, CommandRunner], timer: PhaseTimer) -> None:

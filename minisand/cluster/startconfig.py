@@ -1,331 +1,198 @@
-"""From `start` flags, global settings and the stored profile to the ClusterConfig to reconcile (pure).
+"""From `start` flags, `config set` defaults and the stored profile to the ClusterConfig to reconcile (pure).
 
-Precedence: a flag given now > the profile's stored value > `minisand config set` defaults > built-in defaults.
-Flags that cannot change on an existing cluster (driver, Kubernetes version, node count, runtime) are refused
-with a hint; resources (cpus/memory/disk) of existing machines are kept with a warning, as minikube does."""
+Every option, its parser and where its value lands come from the table in minisand/cluster/options.py.
+Precedence: a flag given now > the profile's stored value > the `minisand config set` default > the built-in
+default. On an existing profile the stored value is the value (`config set` defaults shape new profiles only).
+Options that cannot change on an existing cluster (driver, Kubernetes version, node count, runtime) are refused
+with a hint; resources (cpus/memory/disk) and --extra-config of existing machines are kept with a warning, as
+minikube does for resources, except a VM's cpus/memory: stored, they apply at its next cold boot. A new VM may
+not ask for more CPUs or memory than the host has (minikube's rule)."""
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
+from minisand.cluster.options import BY_ATTR, BY_NAME, OPTIONS, Option, parse_flag, parse_setting
 from minisand.config import validate as v
-from minisand.config.model import WAIT_COMPONENTS, ClusterConfig, DriverOptions, MirrorConfig
+from minisand.config.model import ClusterConfig, DriverOptions, MirrorConfig
 from minisand.errors import ExitCode, MinisandError, bad_input
 
 
-@dataclass(frozen=True)
 class StartRequest:
-    """Raw flags of `minisand start`; None means "not given"."""
+    """Raw flags of `minisand start`, by option (python-style names such as disk_size); None is "not given"."""
 
-    driver: str | None = None
-    container_runtime: str | None = None
-    kubernetes_version: str | None = None
-    cpus: str | None = None
-    memory: str | None = None
-    disk_size: str | None = None
-    iso_url: str | None = None
-    iso_checksum: str | None = None
-    image_mirror_country: str | None = None
-    image_repository: str | None = None
-    registry_mirror: tuple[str, ...] | None = None
-    insecure_registry: tuple[str, ...] | None = None
-    binary_mirror: str | None = None
-    gvisor_mirror: str | None = None
-    offline: bool | None = None
-    nodes: int | None = None
-    wait: str | None = None
-    wait_timeout: str | None = None
-    addons: tuple[str, ...] | None = None
-    no_kubernetes: bool | None = None
-    extra_config: tuple[str, ...] | None = None
-    qemu_accel: str | None = None
-    guest_egress: bool | None = None
-    guest_forward: tuple[str, ...] | None = None
-    network: str | None = None
-    libvirt_uri: str | None = None
-    ssh_ip_address: str | None = None
-    ssh_user: str | None = None
-    ssh_key: str | None = None
-    ssh_port: int | None = None
+    def __init__(self, **given: object) -> None:
+        unknown = sorted(set(given) - set(BY_ATTR))
+        if unknown:
+            raise TypeError(f"unknown start options: {', '.join(unknown)}")
+        self.given: dict[str, object] = {BY_ATTR[k].name: val for k, val in given.items() if val is not None}
+
+    def get(self, name: str) -> object | None:
+        return self.given.get(name)
 
 
 @dataclass
 class Resolved:
     config: ClusterConfig
     warnings: list[str] = field(default_factory=list)
-    changed_mirrors: bool = False
+    sources: dict[str, str] = field(default_factory=dict)  # option -> flag | profile | config | default
+
+    def options(self) -> dict[str, dict[str, Any]]:
+        """Each option's resolved value and where it came from (`start --dry-run`)."""
+        out: dict[str, dict[str, Any]] = {}
+        for opt in OPTIONS:
+            value = _get(self.config, opt.target)
+            out[opt.name] = {"value": list(value) if isinstance(value, tuple) else value,
+                             "text": opt.show(value), "source": self.sources.get(opt.name, "default")}
+        return out
 
 
-_RUNTIMES = {"containerd"}
-_REJECTED_RUNTIMES = {"docker": "Docker Engine", "cri-o": "CRI-O", "crio": "CRI-O"}
+def _get(cfg: ClusterConfig, target: str) -> Any:
+    obj: Any = cfg
+    for part in target.split("."):
+        obj = getattr(obj, part)
+    return obj
 
 
-def parse_runtime(value: str) -> str:
-    low = value.strip().lower()
-    if low in _RUNTIMES:
-        return low
-    what = _REJECTED_RUNTIMES.get(low, repr(value))
-    raise bad_input(f"container runtime {what} is not supported: minisand runs containerd (with runc, gVisor and "
-                    "Kata as RuntimeClasses)", "use --container-runtime=containerd", reason="RUNTIME_UNSUPPORTED")
+class _Resolver:
+    def __init__(self, name: str, req: StartRequest, existing: ClusterConfig | None,
+                 settings: dict[str, str | list[str]], host: v.HostResources) -> None:
+        self.name = name
+        self.req = req
+        self.existing = existing
+        self.settings = settings
+        self.host = host
+        self.warnings: list[str] = []
+        self.sources: dict[str, str] = {}
+
+    def value(self, opt: Option) -> Any:
+        value, source = self._pick(opt)
+        self.sources[opt.name] = source
+        return value
+
+    def _concrete(self, opt: Option, value: Any) -> Any:
+        if opt.name == "cpus" and value == v.CPUS_MAX:
+            return v.max_cpus(self.host)
+        return value
+
+    def _check_stored(self, opt: Option, stored: Any) -> None:
+        """A stored value the option's own parser would not give back was edited by hand: the profile is corrupt
+        (exit 13), not a flag the user just typed. Lists of names (addons) are checked name by name."""
+        if stored is None or stored == opt.default() or opt.kind == "switch":
+            return
+        why = ""
+        try:
+            if opt.kind == "list":
+                ok = all(not isinstance(x, str) or opt.parse(x) == x for x in stored)
+            else:
+                ok = opt.parse(opt.show(stored)) == stored
+        except MinisandError as exc:
+            ok, why = False, f" ({exc.message})"
+        if not ok:
+            shown = repr(stored) if len(repr(stored)) <= 80 else repr(stored)[:77] + "..."
+            raise MinisandError(f"profile {self.name!r} stores an invalid {opt.flag}: {shown}{why}",
+                                hint=f"fix its config.json, or `minisand delete -p {self.name}`",
+                                code=ExitCode.PROFILE_CORRUPT)
+
+    def _pick(self, opt: Option) -> tuple[Any, str]:
+        raw = self.req.get(opt.name)
+        e = self.existing
+        stored: Any = _get(e, opt.target) if e is not None else None
+        if e is not None:
+            self._check_stored(opt, stored)
+        if raw is not None:
+            new = self._concrete(opt, parse_flag(opt, raw))
+            if e is None:
+                return new, "flag"
+            if opt.accumulate:
+                return tuple(dict.fromkeys((*stored, *new))), "flag"
+            if new != stored and opt.on_existing == "refuse":
+                raise bad_input(f"profile {self.name!r} has {opt.flag} {opt.show(stored)}; it cannot change to "
+                                f"{opt.show(new)} on an existing cluster",
+                                f"run `minisand delete -p {self.name}` first, or use another profile with -p")
+            if new != stored and opt.on_existing == "keep":
+                if opt.name in ("cpus", "memory") and _is_vm(e.driver):
+                    return new, "flag"  # stored; the VM gets it at its next cold boot (cluster/start.py says when)
+                self.warnings.append(f"{opt.flag} cannot change on an existing cluster: keeping "
+                                     f"{opt.show(stored) or 'none'}; `minisand delete` first to change it")
+                return stored, "profile"
+            return new, "flag"
+        if e is not None:
+            return stored, "profile"
+        if opt.settable and opt.name in self.settings:
+            return self._concrete(opt, parse_setting(opt, self.settings[opt.name])), "config"
+        return opt.default(), "default"
 
 
-def parse_wait(value: str) -> tuple[str, ...]:
-    low = value.strip().lower()
-    if low in ("all", "true"):
-        return WAIT_COMPONENTS
-    if low in ("none", "false", ""):
-        return ()
-    items = tuple(x.strip() for x in low.split(",") if x.strip())
-    bad = [x for x in items if x not in WAIT_COMPONENTS]
-    if bad:
-        raise bad_input(f"--wait {value!r} names unknown components {bad}",
-                        f"use all, none, or a list of: {', '.join(WAIT_COMPONENTS)}")
-    return items
+def _is_vm(driver: str) -> bool:
+    from minisand.drivers.registry import lookup
 
-
-def _setting(settings: dict[str, str | list[str]], key: str) -> str | None:
-    val = settings.get(key)
-    return val if isinstance(val, str) else None
-
-
-def _setting_list(settings: dict[str, str | list[str]], key: str) -> tuple[str, ...] | None:
-    val = settings.get(key)
-    if isinstance(val, list):
-        return tuple(val)
-    return None
-
-
-def _pick(flag: object, stored: object, setting: object, default: object) -> object:
-    for candidate in (flag, stored, setting):
-        if candidate is not None:
-            return candidate
-    return default
-
-
-def _split_csv(items: tuple[str, ...]) -> tuple[str, ...]:
-    out: list[str] = []
-    for item in items:
-        out.extend(x.strip() for x in item.split(",") if x.strip())
-    return tuple(out)
+    return lookup(driver).is_vm
 
 
 def resolve(name: str, req: StartRequest, existing: ClusterConfig | None,
-            settings: dict[str, str | list[str]], default_driver: str | None) -> Resolved:
+            settings: dict[str, str | list[str]], default_driver: str | None,
+            host: v.HostResources | None = None) -> Resolved:
     v.check_profile_name(name)
-    warnings: list[str] = []
-    s = settings
-    e = existing
+    r = _Resolver(name, req, existing, settings, host or v.HostResources.probe())
+    values = {opt.target: r.value(opt) for opt in OPTIONS}
+    if values["driver"] is None:
+        if default_driver is None:
+            raise MinisandError("no driver chosen", hint="pass --driver", code=ExitCode.BAD_INPUT)
+        values["driver"] = BY_NAME["driver"].parse(default_driver)
+    if req.get("no-kubernetes") and req.get("kubernetes-version") is not None:
+        raise bad_input("--no-kubernetes and --kubernetes-version contradict each other", "drop one of them")
+    cfg = _build(name, values)
+    from minisand.images.sources import mirror_advice, validate_mirrors
 
-    driver = req.driver or (e.driver if e else None) or _setting(s, "driver") or default_driver
-    if driver is None:
-        raise MinisandError("no driver chosen", hint="pass --driver", code=ExitCode.BAD_INPUT)
-    from minisand.drivers.registry import lookup
-
-    driver = lookup(driver).name
-    if e and req.driver and lookup(req.driver).name != e.driver:
-        raise bad_input(f"profile {name!r} exists with driver {e.driver}; it cannot switch to {driver}",
-                        f"run `minisand delete -p {name}` first, or use another profile with -p")
-
-    runtime = parse_runtime(req.container_runtime or (e.container_runtime if e else None)
-                            or _setting(s, "container-runtime") or "containerd")
-
-    kv_flag = v.parse_kubernetes_version(req.kubernetes_version) if req.kubernetes_version else None
-    if e and kv_flag and kv_flag != e.kubernetes_version:
-        raise bad_input(f"profile {name!r} runs Kubernetes {e.kubernetes_version}; changing it to {kv_flag} "
-                        "is not supported", f"run `minisand delete -p {name}` first")
-    kset = _setting(s, "kubernetes-version")
-    base = ClusterConfig(name=name, driver=driver)
-    kversion = str(_pick(kv_flag, e.kubernetes_version if e else None,
-                         v.parse_kubernetes_version(kset) if kset else None, base.kubernetes_version))
-    _check_supported_version(kversion)
-
-    def resource(flag: str | None, stored: int | None, key: str, parse: Callable[[str], int], default: int) -> int:
-        parsed_flag = parse(flag) if flag is not None else None
-        if e and parsed_flag is not None and stored is not None and parsed_flag != stored:
-            warnings.append(f"--{key} cannot change on an existing cluster: keeping {stored}; "
-                            f"`minisand delete` first to change it")
-            return stored
-        setting = _setting(s, key)
-        for candidate in (parsed_flag, stored, parse(setting) if setting else None):
-            if candidate is not None:
-                return candidate
-        return default
-
-    cpus = resource(req.cpus, e.cpus if e else None, "cpus", v.parse_cpus, base.cpus)
-    memory = resource(req.memory, e.memory_mb if e else None, "memory", v.parse_memory, base.memory_mb)
-    disk = resource(req.disk_size, e.disk_mb if e else None, "disk-size", v.parse_disk, base.disk_mb)
-
-    if e and req.nodes is not None and req.nodes != e.nodes:
-        raise bad_input(f"profile {name!r} has {e.nodes} node(s); --nodes cannot change it",
-                        f"run `minisand delete -p {name}` first")
-    nodes = resource(str(req.nodes) if req.nodes is not None else None, e.nodes if e else None, "nodes",
-                     lambda x: v.check_nodes(_int(x, "--nodes")), 1)
-
-    wait_setting = _setting(s, "wait")
-    wait = parse_wait(req.wait) if req.wait is not None else (
-        e.wait if e else (parse_wait(wait_setting) if wait_setting else base.wait))
-    wt_setting = _setting(s, "wait-timeout")
-    wait_timeout = _parse_seconds(req.wait_timeout) if req.wait_timeout else (
-        e.wait_timeout if e else (float(wt_setting) if wt_setting else base.wait_timeout))
-
-    no_k8s = bool(_pick(req.no_kubernetes, e.no_kubernetes if e else None, None, False))
-    if no_k8s and req.kubernetes_version:
-        raise bad_input("--no-kubernetes and --kubernetes-version contradict each other",
-                        "drop one of them")
-
-    addons = (e.addons if e else ())
-    if req.addons is not None:
-        addons = tuple(dict.fromkeys((*addons, *_split_csv(req.addons))))
-    extra = e.extra_config if e else ()
-    if req.extra_config is not None:
-        for item in req.extra_config:
-            v.parse_extra_config(item)
-        extra = tuple(req.extra_config)
-
-    mirrors, changed = _mirrors(req, e.mirrors if e else None, s)
-    options = _driver_options(req, e.driver_options if e else None, s, driver)
-
-    iso_url = req.iso_url or (e.iso_url if e else None) or _setting(s, "iso-url")
-    if iso_url:
-        v.check_url(iso_url, "--iso-url", ("http", "https", "file"))
-    iso_checksum = req.iso_checksum or (e.iso_checksum if e else None)
-    if iso_checksum:
-        _check_checksum(iso_checksum)
-
-    cfg = ClusterConfig(
-        name=name, driver=driver, container_runtime=runtime, kubernetes_version=kversion,
-        no_kubernetes=no_k8s, cpus=cpus, memory_mb=memory, disk_mb=disk, nodes=nodes, wait=wait,
-        wait_timeout=wait_timeout, addons=addons, extra_config=extra, iso_url=iso_url, iso_checksum=iso_checksum,
-        mirrors=mirrors, driver_options=options)
-    from minisand.images.sources import mirror_advice
-
-    warnings += mirror_advice(mirrors)
-    return Resolved(cfg, warnings, changed)
+    validate_mirrors(cfg.mirrors)
+    _check_driver_options(cfg)
+    if existing is None:
+        r.warnings += _check_host(cfg, r.host)
+    r.warnings += mirror_advice(cfg.mirrors)
+    return Resolved(cfg, r.warnings, r.sources)
 
 
-MIN_KUBERNETES = (1, 33)
-MAX_KUBERNETES = (1, 37)
+def _build(name: str, values: dict[str, Any]) -> ClusterConfig:
+    top: dict[str, Any] = {}
+    mirrors: dict[str, Any] = {}
+    driver: dict[str, Any] = {}
+    for target, value in values.items():
+        group, _, attr = target.partition(".")
+        if group == "mirrors":
+            mirrors[attr] = value
+        elif group == "driver_options":
+            driver[attr] = value
+        else:
+            top[target] = value
+    return ClusterConfig(name=name, **top, mirrors=MirrorConfig(**mirrors), driver_options=DriverOptions(**driver))
 
 
-def _check_supported_version(version: str) -> None:
-    major, minor, _ = v.version_tuple(version)
-    if not MIN_KUBERNETES <= (major, minor) <= MAX_KUBERNETES:
-        lo = ".".join(map(str, MIN_KUBERNETES))
-        hi = ".".join(map(str, MAX_KUBERNETES))
-        raise bad_input(f"Kubernetes {version} is not supported by this minisand (supported: v{lo}.x to v{hi}.x)",
-                        "use --kubernetes-version=v1.36.4", reason="KUBERNETES_VERSION_UNSUPPORTED")
-
-
-def _int(value: str, flag: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise bad_input(f"{flag} {value!r} is not a number", f"use {flag}=1") from None
-
-
-def _parse_seconds(value: str) -> float:
-    text = value.strip().lower()
-    mult = 1.0
-    if text.endswith("m"):
-        mult, text = 60.0, text[:-1]
-    elif text.endswith("s"):
-        text = text[:-1]
-    try:
-        secs = float(text) * mult
-    except ValueError:
-        raise bad_input(f"--wait-timeout {value!r} is not a duration", "use --wait-timeout=15m or 900") from None
-    if secs <= 0:
-        raise bad_input(f"--wait-timeout {value!r} must be positive", "use --wait-timeout=15m")
-    return secs
-
-
-def _check_checksum(value: str) -> None:
-    algo, _, digest = value.partition(":")
-    if not digest:
-        algo, digest = "sha256", value
-    lengths = {"sha256": 64, "sha512": 128}
-    if algo not in lengths or len(digest) != lengths[algo] or any(c not in "0123456789abcdef" for c in digest.lower()):
-        raise bad_input(f"--iso-checksum {value!r} is not sha256:<64 hex digits>", "use --iso-checksum=sha256:…")
-
-
-def _mirrors(req: StartRequest, stored: MirrorConfig | None,
-             s: dict[str, str | list[str]]) -> tuple[MirrorConfig, bool]:
-    st = stored or MirrorConfig()
-
-    def one(flag: str | None, cur: str | None, key: str) -> str | None:
-        if flag is not None:
-            return flag or None  # an empty flag value clears it
-        if stored is not None:
-            return cur
-        return _setting(s, key)
-
-    def many(flag: tuple[str, ...] | None, cur: tuple[str, ...], key: str) -> tuple[str, ...]:
-        if flag is not None:
-            return _split_csv(flag)
-        if stored is not None:
-            return cur
-        return _setting_list(s, key) or ()
-
-    country = one(req.image_mirror_country, st.image_mirror_country, "image-mirror-country")
-    cfg = MirrorConfig(
-        image_mirror_country=country.strip().lower() if country else None,
-        image_repository=one(req.image_repository, st.image_repository, "image-repository"),
-        registry_mirrors=many(req.registry_mirror, st.registry_mirrors, "registry-mirror"),
-        insecure_registries=many(req.insecure_registry, st.insecure_registries, "insecure-registry"),
-        binary_mirror=one(req.binary_mirror, st.binary_mirror, "binary-mirror"),
-        gvisor_mirror=one(req.gvisor_mirror, st.gvisor_mirror, "gvisor-mirror"),
-        offline=req.offline if req.offline is not None else (st.offline if stored is not None
-                                                             else _setting(s, "offline") == "true"),
-    )
-    _validate_mirrors(cfg)
-    return cfg, stored is not None and cfg != stored
-
-
-def _validate_mirrors(cfg: MirrorConfig) -> None:
-    from minisand.images.sources import validate_mirrors
-
-    validate_mirrors(cfg)
-    for item in cfg.registry_mirrors:
-        url = item.split("=", 1)[1] if "=" in item.split("://", 1)[0] else item
-        v.check_url(url, "--registry-mirror")
-    for host in cfg.insecure_registries:
-        v.check_host_port(host, "--insecure-registry")
-    if cfg.binary_mirror:
-        v.check_url(cfg.binary_mirror, "--binary-mirror", ("http", "https", "file"))
-    if cfg.gvisor_mirror:
-        v.check_url(cfg.gvisor_mirror, "--gvisor-mirror", ("http", "https", "file"))
-
-
-def _driver_options(req: StartRequest, stored: DriverOptions | None, s: dict[str, str | list[str]],
-                    driver: str) -> DriverOptions:
-    base = stored or DriverOptions()
-    egress_setting = _setting(s, "guest-egress")
-    accel = req.qemu_accel or (stored.qemu_accel if stored else None) or _setting(s, "qemu-accel") or "auto"
-    if accel not in ("auto", "kvm", "tcg"):
-        raise bad_input(f"--qemu-accel {accel!r} is not auto, kvm or tcg", "use --qemu-accel=auto")
-    network = req.network or (stored.network if stored else None) or _setting(s, "network") or "default"
-    if network not in ("default", "user"):
-        raise bad_input(f"--network {network!r} is not default or user", "use --network=default")
-    forwards = tuple(req.guest_forward) if req.guest_forward is not None else base.guest_forwards
-    from minisand.drivers.qemu.cmdline import GuestForward
-
-    for f in forwards:
-        GuestForward.parse(f)
-    egress = req.guest_egress if req.guest_egress is not None else (
-        stored.guest_egress if stored else (egress_setting == "true" if egress_setting else True))
-    opts = dataclasses.replace(
-        base, qemu_accel=accel, guest_egress=egress, guest_forwards=forwards, network=network,
-        libvirt_uri=req.libvirt_uri or (stored.libvirt_uri if stored else None) or _setting(s, "libvirt-uri")
-        or base.libvirt_uri,
-        ssh_ip=req.ssh_ip_address or base.ssh_ip, ssh_user=req.ssh_user or base.ssh_user,
-        ssh_key=req.ssh_key or base.ssh_key, ssh_port=req.ssh_port or base.ssh_port)
-    if driver == "ssh":
+def _check_driver_options(cfg: ClusterConfig) -> None:
+    opts = cfg.driver_options
+    if cfg.driver == "ssh":
         if not opts.ssh_ip:
             raise bad_input("the ssh driver needs --ssh-ip-address", "e.g. --ssh-ip-address=127.0.0.1")
         if not opts.ssh_key:
             raise bad_input("the ssh driver needs --ssh-key (a private key file)", "e.g. --ssh-key=~/.ssh/id_ed25519")
-        if not 0 < opts.ssh_port < 65536:
-            raise bad_input(f"--ssh-port {opts.ssh_port} is out of range", "use --ssh-port=22")
-    return opts
+
+
+def _check_host(cfg: ClusterConfig, host: v.HostResources) -> list[str]:
+    """A new VM may not have more vCPUs or memory than the host (minikube refuses both without --force); memory
+    that leaves the host less than 1 GiB gets a warning. The none and ssh drivers use the machine as it is."""
+    from minisand.drivers.registry import lookup
+
+    if not lookup(cfg.driver).is_vm:
+        return []
+    if cfg.cpus > host.cpus:
+        raise bad_input(f"--cpus {cfg.cpus} is more than the {host.cpus} CPUs this host has",
+                        f"use --cpus={host.cpus} or fewer (--cpus=max takes them all)", reason="RSRC_OVER_ALLOC_CPU")
+    if host.memory_mb and cfg.memory_mb > host.memory_mb:
+        advised = max(v.MIN_MEMORY_MB, host.memory_mb - 1024)
+        raise bad_input(f"--memory {cfg.memory_mb}mb is more than the {host.memory_mb} MiB this host has",
+                        f"use --memory={advised}mb or less", reason="RSRC_OVER_ALLOC_MEM")
+    if host.memory_mb and cfg.memory_mb > host.memory_mb - 1024:
+        return [f"--memory {cfg.memory_mb}mb leaves this host ({host.memory_mb} MiB) less than 1 GiB; "
+                "it may become unstable"]
+    return []

@@ -1,5 +1,6 @@
 """`minisand status`: host / kubelet / apiserver / kubeconfig per node, like minikube, with an exit bitmask:
-1 = a host is not running, 2 = the cluster (kubelet or apiserver) is not running, 4 = kubeconfig not configured."""
+1 = a host is not running, 2 = the cluster (kubelet or apiserver) is not running, 4 = kubeconfig not configured.
+A Saved host counts as not running; a Paused host runs (its kubelet and apiserver show Paused: bit 2 only)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ class NodeStatus:
 
 
 def _kubelet_state(ctx: Context, cfg: ClusterConfig, machine: str) -> str:
-    from minisand.cluster.provision import services_for
+    from minisand.node import services_for
 
     try:
         drv = driver_for(ctx, cfg, machine)
@@ -59,7 +60,7 @@ def _apiserver_and_kubeconfig(ctx: Context, cfg: ClusterConfig) -> tuple[str, st
         from minisand.bootstrap import health
     except ImportError:
         return "Stopped", "Misconfigured"
-    return health.apiserver_state(ctx, cfg), health.kubeconfig_state(ctx, cfg)
+    return health.apiserver_state(ctx.home, cfg), health.kubeconfig_state(ctx.home, cfg)
 
 
 def collect(ctx: Context) -> tuple[list[NodeStatus], int]:
@@ -70,6 +71,13 @@ def collect(ctx: Context) -> tuple[list[NodeStatus], int]:
         cp = i == 0
         state = driver_for(ctx, cfg, machine).state()
         host = state.value
+        if state == MachineState.PAUSED:  # the host process runs; nothing in it does
+            code |= CLUSTER_NOT_RUNNING
+            inner = "Disabled" if cfg.no_kubernetes else "Paused"
+            out.append(NodeStatus(machine, cp, host, inner, inner if cp else None,
+                                  ("Disabled" if cfg.no_kubernetes else
+                                   "Configured" if _has_context(cfg.name) else "Misconfigured") if cp else None))
+            continue
         if state != MachineState.RUNNING:
             code |= HOST_NOT_RUNNING | CLUSTER_NOT_RUNNING
             if cfg.no_kubernetes:

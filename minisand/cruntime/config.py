@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Union
 
-from minisand import guestpaths
+from minisand import guest as guestpaths
 from minisand.errors import ExitCode, MinisandError, bad_input
 from minisand.images.ref import parse_image
 from minisand.templating import render
@@ -68,7 +68,7 @@ class ContainerdSettings:
     cni_conf_dir: str = str(guestpaths.CNI_CONF_DIR)
     root_dir: str = "/var/lib/containerd"
     state_dir: str = "/run/containerd"
-    grpc_address: str = "/run/containerd/containerd.sock"
+    grpc_address: str = str(guestpaths.CONTAINERD_SOCK)
     snapshotter: str = "overlayfs"
     restrict_oom_score_adj: bool = False  # true where root lacks CAP_SYS_RESOURCE (nested/unprivileged hosts)
     disable_apparmor: bool = False

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import PurePosixPath
 
-from minisand import guestpaths
+from minisand import guest
 from minisand.config.model import MirrorConfig
 from minisand.cruntime.config import ContainerdSettings, render_config
 from minisand.errors import ExitCode, MinisandError
@@ -32,7 +32,7 @@ class ContainerdPlan:
         import tomllib
 
         grpc = tomllib.loads(self.config_text).get("grpc", {})
-        return str(grpc.get("address", "/run/containerd/containerd.sock"))
+        return str(grpc.get("address", str(guest.CONTAINERD_SOCK)))
 
     def hosts_path(self, registry: str) -> PurePosixPath:
         return self.certs_dir / registry / "hosts.toml"
@@ -55,7 +55,7 @@ class ContainerdPlan:
 
 
 def build_plan(settings: ContainerdSettings, mirrors: MirrorConfig | None = None, *, config_version: int = 3,
-               config_file: PurePosixPath = guestpaths.CONTAINERD_CONFIG) -> ContainerdPlan:
+               config_file: PurePosixPath = guest.CONTAINERD_CONFIG) -> ContainerdPlan:
     """Renders config.toml and one hosts.toml per mirrored/insecure registry. Raises BAD_INPUT on bad flags."""
     mirrors = mirrors or MirrorConfig()
     hosts = tuple(registry_hosts(mirrors.registry_mirrors, mirrors.insecure_registries))

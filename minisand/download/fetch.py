@@ -1,335 +1,236 @@
-"""Downloads into a cache: one lock per cache directory, a `.part` file resumed with HTTP Range, a checksum
-(and an optional validator) checked BEFORE the atomic rename, bounded retries per URL and fallback over a list
-of mirrors. Accepts http://, https:// and file:// URLs.
+"""Downloads into a cache: the public API (download, fetch_verified, fetch_text).
+
+A download tries its sources in order. Each source's failure (its checksum file or the file itself: a refused
+redirect, a TLS or connection error, a body longer than allowed or cut short, a broken compressed body, a wrong
+checksum) is recorded and the next source is tried; only when every source failed does the download fail, with
+one line naming each source's failure (failures.py). Transient errors retry the same URL (bounded), resuming the
+`.part` file with HTTP Range (transfer.py, ranges.py). The checksum (and an optional validator) is checked BEFORE
+the atomic rename. One lock per destination (lock.py), with a timeout.
 
 Nothing is left behind on failure: the `.part` file survives only an interrupt (Ctrl-C), so that the next run
-resumes it; every error that reaches the caller is a MinisandError and removes it.
+resumes it; if that resumed file then fails its checksum it is downloaded again from byte 0 before the source is
+given up. Every error that reaches the caller is a MinisandError and removes it.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import hashlib
 import logging
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO, Protocol
-from urllib.parse import unquote, urlparse
+from typing import TypeVar
+from urllib.parse import unquote, urlsplit
 
+from minisand.download.checksum import Checksum, file_digest, parse_checksum_file, published_checksum
+from minisand.download.failures import Failure, Retryable, SourceFailed, summary
+from minisand.download.limits import HARD_LIMITS, FileKind, check_expected
+from minisand.download.lock import dest_lock
+from minisand.download.progress import ProgressFactory, ProgressSink, default_progress, no_progress
+from minisand.download.redirects import plain_http_remote
+from minisand.download.transfer import Target, attempt, drop, read_text
 from minisand.errors import ExitCode, MinisandError
 
-if TYPE_CHECKING:
-    import requests
+__all__ = ["Checksum", "FileKind", "Options", "ProgressFactory", "ProgressSink", "Source", "default_progress",
+           "download", "fetch_text", "fetch_verified", "file_digest", "no_progress", "parse_checksum_file"]
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20  # file reads and hashing
-NET_CHUNK = 1 << 16  # network reads: a dropped connection loses at most this much
-
-
-class ProgressSink(Protocol):
-    def update(self, n: int) -> None: ...
-    def close(self) -> None: ...
-
-
-ProgressFactory = Callable[[str, "int | None"], ProgressSink]
-
-
-class _NoProgress:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def no_progress(label: str, total: int | None) -> ProgressSink:
-    return _NoProgress()
-
-
-def default_progress(label: str, total: int | None) -> ProgressSink:
-    from minisand.ui import Progress
-
-    return Progress(label, total)
+Validator = Callable[[Path], None]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
-class Checksum:
-    algo: str  # "sha256" | "sha512"
-    hexdigest: str
+class Source:
+    """One place to get the file from, with its checksum: known (`checksum`, e.g. from a flag; `checksum_from`
+    says where it was read, if from the network) or published next to it (`checksum_url`)."""
 
-    @classmethod
-    def parse(cls, text: str) -> Checksum:
-        """`sha256:HEX`, `sha512:HEX`, or a bare hex digest (its length tells the algorithm)."""
-        algo, _, digest = text.strip().rpartition(":")
-        digest = digest.lower()
-        if not algo:
-            algo = {64: "sha256", 128: "sha512"}.get(len(digest), "")
-        want = {"sha256": 64, "sha512": 128}.get(algo.lower())
-        if want is None or len(digest) != want or any(c not in "0123456789abcdef" for c in digest):
-            raise MinisandError(f"{text!r} is not a checksum", hint="use sha256:<64 hex digits>",
-                                code=ExitCode.BAD_INPUT)
-        return cls(algo.lower(), digest)
+    url: str
+    checksum: Checksum | None = None
+    checksum_url: str | None = None
+    checksum_from: str | None = None
 
-    def new(self) -> hashlib._Hash:
-        return hashlib.new(self.algo)
+    def checksum_origin(self) -> str | None:
+        return self.checksum_url or self.checksum_from
 
 
-def parse_checksum_file(text: str, filename: str | None = None) -> str:
-    """The digest from a sha256sum/sha512sum-format file (`HEX  name` lines, or a bare `HEX`)."""
-    candidates: list[str] = []
-    for line in text.splitlines():
-        parts = line.split()
-        if not parts:
-            continue
-        name = parts[1].lstrip("*") if len(parts) > 1 else None
-        if filename is None or name is None or Path(name).name == filename:
-            candidates.append(parts[0])
-    if not candidates:
-        raise MinisandError(f"no checksum for {filename or 'the file'} in the checksum file",
-                            hint="pass the checksum explicitly", code=ExitCode.CHECKSUM_MISMATCH)
-    return candidates[0]
-
-
-class _Retryable(Exception):
-    """A transient failure: the same URL is tried again (resuming the .part file)."""
-
-
-class _NextMirror(Exception):
-    """This URL cannot serve the file (4xx, unreachable after retries): try the next one."""
-
-    def __init__(self, message: str, code: ExitCode = ExitCode.DOWNLOAD_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
+@dataclass(frozen=True)
+class Options:
+    retries: int = 3  # attempts per URL for transient errors
+    connect_timeout: float = 10.0
+    read_timeout: float = 60.0
+    backoff: float = 1.0  # seconds, doubled per retry
+    lock_timeout: float = 600.0  # waiting for another process downloading the same file
+    progress: ProgressFactory | None = None
 
 
 def download(urls: str | Sequence[str], dest: Path, *, sha256: str | None = None, sha512: str | None = None,
-             retries: int = 3, progress: ProgressFactory | None = None,
-             validate: Callable[[Path], None] | None = None, connect_timeout: float = 10.0,
-             read_timeout: float = 60.0, backoff: float = 1.0) -> Path:
-    """Fetches the first URL that works into dest; returns dest. A dest already present with the right
-    checksum is reused without any network traffic. `validate(part)` may raise MinisandError to reject
-    the content after the checksum passed (it runs before the rename too)."""
+             retries: int = 3, progress: ProgressFactory | None = None, validate: Validator | None = None,
+             connect_timeout: float = 10.0, read_timeout: float = 60.0, backoff: float = 1.0,
+             kind: FileKind = FileKind.BINARY, expected_size: int | None = None, checksum_from: str | None = None,
+             lock_timeout: float = 600.0) -> Path:
+    """Fetches the first URL that works into dest, verified against a known checksum; returns dest. A dest
+    already present with the right checksum is reused without any network traffic. `validate(part)` may raise
+    MinisandError to reject the content after the checksum passed (it runs before the rename too).
+    `checksum_from`: the URL the checksum was read from, if any (for the plain-HTTP warning)."""
     if sha256 and sha512:
         raise ValueError("give sha256 or sha512, not both")
     if not (sha256 or sha512):
         raise ValueError("download() needs a checksum: every download is verified")
     checksum = Checksum.parse(f"sha256:{sha256}" if sha256 else f"sha512:{sha512}")
     url_list = [urls] if isinstance(urls, str) else list(urls)
-    if not url_list:
-        raise ValueError("no URL to download from")
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    with _dir_lock(dest.parent):
-        if dest.is_file() and file_digest(dest, checksum.algo) == checksum.hexdigest:
-            return dest
-        part = dest.with_name(dest.name + ".part")
-        try:
-            _fetch_any(url_list, part, checksum, retries=retries, progress=progress or default_progress,
-                       validate=validate, timeouts=(connect_timeout, read_timeout), backoff=backoff)
-        except KeyboardInterrupt:
-            raise  # keep the .part: the next run resumes it
-        except BaseException:
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
-            raise
-        part.replace(dest)
-        _fsync_dir(dest.parent)
+    sources = [Source(u, checksum=checksum, checksum_from=checksum_from) for u in url_list]
+    options = Options(retries=retries, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                      backoff=backoff, lock_timeout=lock_timeout, progress=progress)
+    fetch_verified(sources, dest, algo=checksum.algo, kind=kind, expected_size=expected_size, validate=validate,
+                   options=options)
     return dest
 
 
-def _fetch_any(urls: list[str], part: Path, checksum: Checksum, *, retries: int, progress: ProgressFactory,
-               validate: Callable[[Path], None] | None, timeouts: tuple[float, float], backoff: float) -> None:
-    failures: list[str] = []
-    worst = ExitCode.DOWNLOAD_ERROR
-    for url in urls:
-        try:
-            _fetch_with_retries(url, part, retries=retries, progress=progress, timeouts=timeouts,
-                                backoff=backoff)
-            _verify(part, checksum, url)
-            if validate is not None:
-                validate(part)
+def fetch_verified(sources: Sequence[Source], dest: Path, *, algo: str = "sha256",
+                   kind: FileKind = FileKind.BINARY, what: str | None = None, hint: str | None = None,
+                   expected_size: int | None = None, validate: Validator | None = None,
+                   options: Options | None = None) -> Checksum:
+    """dest from the first source whose checksum (known, or read from its checksum_url) and file verify;
+    returns that checksum. Raises one MinisandError (DOWNLOAD_ERROR, or CHECKSUM_MISMATCH when a source served
+    wrong content) naming each source's failure when none does; `what` names the file in it."""
+    if not sources:
+        raise ValueError("no URL to download from")
+    check_expected(kind, expected_size)
+    opts = options or Options()
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise MinisandError(f"cannot create the cache folder {dest.parent}: {e.strerror or e}",
+                            hint="check its permissions and free space", code=ExitCode.DOWNLOAD_ERROR) from e
+    with dest_lock(dest, opts.lock_timeout, on_wait=lambda holder: _say_waiting(holder, dest)):
+        return _fetch_locked(list(sources), dest, algo, kind, what or dest.name, hint, expected_size, validate,
+                             opts)
+
+
+def _fetch_locked(sources: list[Source], dest: Path, algo: str, kind: FileKind, what: str, hint: str | None,
+                  expected: int | None, validate: Validator | None, opts: Options) -> Checksum:
+    part = dest.with_name(dest.name + ".part")
+    target = Target(part, kind, expected, (opts.connect_timeout, opts.read_timeout),
+                    opts.progress or default_progress)
+    stale = part.exists()  # left by an interrupted run: resumed, but not trusted
+    failures: list[Failure] = []
+    try:
+        for src in sources:
+            try:
+                checksum = _checksum_for(src, algo, opts)
+                if checksum.matches(dest):
+                    return checksum
+                _fetch_source(src.url, target, checksum, opts, stale)
+                if validate is not None:
+                    validate(part)
+            except SourceFailed as e:
+                log.info("download of %s from %s failed: %s", what, src.url, e)
+                failures.append(Failure(src.url, str(e), e.code))
+                drop(part)
+                stale = False
+                continue
+            part.replace(dest)
+            _fsync_dir(dest.parent)
+            if failures:
+                log.warning("%s came from %s after %d source(s) failed (%s)", what, src.url, len(failures),
+                            "; ".join(f"{f.url}: {f.reason}" for f in failures))
+            _warn_if_plain_http(src, what)
+            return checksum
+    except KeyboardInterrupt:
+        raise  # keep the .part: the next run resumes it
+    except BaseException:
+        drop(part)
+        raise
+    raise summary(what, failures, hint)
+
+
+def _checksum_for(src: Source, algo: str, opts: Options) -> Checksum:
+    if src.checksum is not None:
+        if src.checksum.algo != algo:
+            raise ValueError(f"source {src.url} has a {src.checksum.algo} checksum, not {algo}")
+        return src.checksum
+    if src.checksum_url is None:
+        raise ValueError(f"source {src.url} has no checksum")
+    url = src.checksum_url
+    try:
+        text = _with_retries(lambda: read_text(url, HARD_LIMITS[FileKind.CHECKSUM], _timeouts(opts)), opts, url)
+    except SourceFailed as e:
+        raise SourceFailed(f"checksum file: {e}", e.code) from e
+    try:
+        return published_checksum(text, algo, _file_name(src.url))
+    except MinisandError as e:
+        raise SourceFailed(f"checksum file: {e.message}", ExitCode.CHECKSUM_MISMATCH) from e
+
+
+def _fetch_source(url: str, target: Target, checksum: Checksum, opts: Options, stale: bool) -> None:
+    _with_retries(lambda: attempt(url, target), opts, url)
+    if checksum.matches(target.part):
+        return
+    if stale:  # the mismatch may come from the interrupted run's bytes: once more from byte 0
+        log.info("the resumed %s does not verify; downloading it again from %s", target.part.name, url)
+        drop(target.part)
+        _with_retries(lambda: attempt(url, target), opts, url)
+        if checksum.matches(target.part):
             return
-        except _NextMirror as e:
-            log.warning("download from %s failed: %s", url, e)
-            failures.append(f"{url}: {e}")
-            if e.code == ExitCode.CHECKSUM_MISMATCH:
-                worst = e.code
-            with contextlib.suppress(FileNotFoundError):
-                part.unlink()
-    hint = "check the URL and your network; the cache holds nothing from this attempt"
-    if worst == ExitCode.CHECKSUM_MISMATCH:
-        hint = "the file is corrupt or the checksum is wrong; nothing was kept in the cache"
-    raise MinisandError(f"could not download {part.name.removesuffix('.part')}: " + "; ".join(failures),
-                        hint=hint, code=worst)
+    got = file_digest(target.part, checksum.algo) if target.part.exists() else "nothing"
+    size = target.part.stat().st_size if target.part.exists() else 0
+    raise SourceFailed(f"{checksum.algo} mismatch (expected {checksum.hexdigest[:16]}..., got {got[:16]}..., "
+                       f"{size} bytes)", ExitCode.CHECKSUM_MISMATCH)
 
 
-def _verify(part: Path, checksum: Checksum, url: str) -> None:
-    got = file_digest(part, checksum.algo)
-    if got != checksum.hexdigest:
-        raise _NextMirror(f"{checksum.algo} mismatch (expected {checksum.hexdigest}, got {got}, "
-                          f"{part.stat().st_size} bytes)", ExitCode.CHECKSUM_MISMATCH)
-
-
-def _fetch_with_retries(url: str, part: Path, *, retries: int, progress: ProgressFactory,
-                        timeouts: tuple[float, float], backoff: float) -> None:
+def _with_retries(fn: Callable[[], T], opts: Options, url: str) -> T:
     import tenacity
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_after_attempt(max(1, retries)),
-        wait=tenacity.wait_exponential(multiplier=backoff, max=10 * max(backoff, 0.001)),
-        retry=tenacity.retry_if_exception_type(_Retryable),
+        stop=tenacity.stop_after_attempt(max(1, opts.retries)),
+        wait=tenacity.wait_exponential(multiplier=opts.backoff, max=10 * max(opts.backoff, 0.001)),
+        retry=tenacity.retry_if_exception_type(Retryable),
         before_sleep=lambda rs: log.info("retrying %s (attempt %d): %s", url, rs.attempt_number,
                                          rs.outcome.exception() if rs.outcome else ""),
         reraise=True,
     )
     try:
-        for attempt in retrying:
-            with attempt:
-                _fetch_once(url, part, progress, timeouts)
-    except _Retryable as e:
-        raise _NextMirror(f"{e} (after {retries} attempts)") from e
+        return retrying(fn)
+    except Retryable as e:
+        raise SourceFailed(f"{e} (after {max(1, opts.retries)} attempts)") from e
 
 
-def _fetch_once(url: str, part: Path, progress: ProgressFactory, timeouts: tuple[float, float]) -> None:
-    scheme = urlparse(url).scheme
-    if scheme == "file":
-        _copy_file(url, part, progress)
-    elif scheme in ("http", "https"):
-        _fetch_http(url, part, progress, timeouts)
-    else:
-        raise _NextMirror(f"unsupported URL scheme {scheme!r} (use https://, http:// or file://)")
+def _timeouts(opts: Options) -> tuple[float, float]:
+    return opts.connect_timeout, opts.read_timeout
 
 
-def _copy_file(url: str, part: Path, progress: ProgressFactory) -> None:
-    src = Path(unquote(urlparse(url).path))
+def _file_name(url: str) -> str | None:
     try:
-        size = src.stat().st_size
-        with src.open("rb") as fin, part.open("wb") as fout:
-            _pump(fin, fout, progress(src.name, size))
-    except OSError as e:
-        raise _NextMirror(f"cannot read {src}: {e.strerror or e}") from e
-
-
-def _fetch_http(url: str, part: Path, progress: ProgressFactory, timeouts: tuple[float, float]) -> None:
-    import requests
-
-    have = part.stat().st_size if part.exists() else 0
-    headers = {"Range": f"bytes={have}-"} if have else {}
-    try:
-        with requests.get(url, headers=headers, stream=True, timeout=timeouts, allow_redirects=True) as resp:
-            if resp.status_code == 416 and have:
-                return  # the .part already holds everything: the checksum decides
-            _check_status(resp)
-            append = have > 0 and resp.status_code == 206
-            total = _total_size(resp, have if append else 0)
-            sink = progress(Path(urlparse(url).path).name or url, total)
-            with part.open("ab" if append else "wb") as fout:
-                for chunk in _iter_body(resp):
-                    fout.write(chunk)
-                    sink.update(len(chunk))
-            sink.close()
-    except requests.exceptions.SSLError as e:
-        raise _NextMirror(f"TLS verification failed: {e}") from e
-    except (requests.exceptions.ConnectionError, requests.exceptions.Timeout,
-            requests.exceptions.ChunkedEncodingError) as e:
-        if _unresolvable(e):
-            raise _NextMirror(f"cannot resolve the host: {e}") from e
-        if _refused(e):  # nothing listens there: retrying the same URL will not help
-            raise _NextMirror("connection refused") from e
-        raise _Retryable(f"network error: {e.__class__.__name__}") from e
-    size = part.stat().st_size if part.exists() else 0
-    if total is not None and size < total:
-        raise _Retryable(f"connection closed early ({size} of {total} bytes)")
-
-
-def _check_status(resp: requests.Response) -> None:
-    if resp.status_code in (200, 206):
-        return
-    if resp.status_code >= 500 or resp.status_code == 429:
-        raise _Retryable(f"HTTP {resp.status_code}")
-    raise _NextMirror(f"HTTP {resp.status_code}")
-
-
-def _total_size(resp: requests.Response, offset: int) -> int | None:
-    length = resp.headers.get("Content-Length")
-    if length is None or resp.headers.get("Content-Encoding"):
-        return None
-    try:
-        return offset + int(length)
+        return Path(unquote(urlsplit(url).path)).name or None
     except ValueError:
         return None
 
 
-def _iter_body(resp: requests.Response) -> Iterator[bytes]:
-    for chunk in resp.iter_content(chunk_size=NET_CHUNK):
-        if chunk:
-            yield chunk
+def _warn_if_plain_http(src: Source, what: str) -> None:
+    origin = src.checksum_origin()
+    if origin is None or not (plain_http_remote(src.url) and plain_http_remote(origin)):
+        return
+    from minisand import ui
+
+    ui.warn(f"{what} and its checksum came over plain HTTP from {urlsplit(src.url).netloc}: the checksum only "
+            "guards against corruption, not against tampering (use an https:// mirror to be safe)")
 
 
-def _unresolvable(e: Exception) -> bool:
-    text = str(e)
-    return "NameResolutionError" in text or "Name or service not known" in text or \
-        "Temporary failure in name resolution" in text or "nodename nor servname" in text
+def _say_waiting(holder: str, dest: Path) -> None:
+    from minisand import ui
+
+    ui.info(f"waiting for {holder}, which is downloading {dest.name}")
 
 
-def _refused(e: Exception) -> bool:
-    text = str(e)
-    return "Connection refused" in text or "ECONNREFUSED" in text
-
-
-def _pump(fin: BinaryIO, fout: BinaryIO, sink: ProgressSink) -> None:
-    while chunk := fin.read(CHUNK):
-        fout.write(chunk)
-        sink.update(len(chunk))
-    sink.close()
-
-
-def file_digest(path: Path, algo: str = "sha256") -> str:
-    h = hashlib.new(algo)
-    with path.open("rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-    return h.hexdigest()
-
-
-def fetch_text(url: str, *, timeout: float = 10.0, max_bytes: int = 1 << 16) -> str:
-    """A small text file (e.g. `<url>.sha256`) from http(s):// or file://; raises MinisandError."""
-    scheme = urlparse(url).scheme
-    if scheme == "file":
-        try:
-            return Path(unquote(urlparse(url).path)).read_bytes()[:max_bytes].decode()
-        except (OSError, UnicodeDecodeError) as e:
-            raise MinisandError(f"cannot read {url}: {e}", code=ExitCode.DOWNLOAD_ERROR) from e
-    if scheme not in ("http", "https"):
-        raise MinisandError(f"unsupported URL scheme in {url}", hint="use https://, http:// or file://",
-                            code=ExitCode.BAD_INPUT)
-    import requests
-
+def fetch_text(url: str, *, timeout: float = 10.0, max_bytes: int = HARD_LIMITS[FileKind.CHECKSUM]) -> str:
+    """A small text file (e.g. `<url>.sha256`) from http(s):// or file://; raises MinisandError (one line)."""
     try:
-        with requests.get(url, timeout=(timeout, timeout), stream=True) as resp:
-            if resp.status_code != 200:
-                raise MinisandError(f"{url} answered HTTP {resp.status_code}", code=ExitCode.DOWNLOAD_ERROR)
-            body = resp.raw.read(max_bytes, decode_content=True)
-    except requests.exceptions.RequestException as e:
-        raise MinisandError(f"cannot fetch {url}: {e.__class__.__name__}", code=ExitCode.DOWNLOAD_ERROR) from e
-    try:
-        return bytes(body).decode()
-    except UnicodeDecodeError as e:
-        raise MinisandError(f"{url} is not text", code=ExitCode.DOWNLOAD_ERROR) from e
-
-
-@contextlib.contextmanager
-def _dir_lock(directory: Path) -> Iterator[None]:
-    """An exclusive flock on the cache directory itself: concurrent minisand runs queue; no lock file."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
+        return read_text(url, max_bytes, (timeout, timeout))
+    except (SourceFailed, Retryable) as e:
+        code = e.code if isinstance(e, SourceFailed) else ExitCode.DOWNLOAD_ERROR
+        raise MinisandError(f"cannot fetch {url}: {e}", code=code,
+                            hint="check the URL and your network") from e
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -338,3 +239,4 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+

@@ -17,11 +17,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from minisand import guest
 from minisand.fsutil import atomic_write_text
 
 log = logging.getLogger(__name__)
 
-PROBE_MARKER = "MINISAND-PROBE-OK"
+PROBE_MARKER = guest.PROBE_OK
 KVM_GET_API_VERSION = 0xAE00
 KVM_CREATE_VM = 0xAE01
 
@@ -74,9 +75,7 @@ def _cache_key(qemu: str, kernel: Path) -> str:
 
 
 def _probe_cmdline() -> str:
-    from minisand.iso.layout import kernel_cmdline
-
-    return kernel_cmdline(probe=True) + " panic=-1"
+    return guest.kernel_cmdline(probe=True) + " panic=-1"
 
 
 def probe_boot(qemu: str, kernel: Path, initrd: Path, timeout: float) -> tuple[bool, float]:

@@ -7,13 +7,16 @@ import json
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from minisand.config.model import DriverOptions, from_dict, to_dict
 from minisand.errors import ExitCode, MinisandError
 from minisand.fsutil import atomic_write_text
 from minisand.runner.base import CommandRunner
 from minisand.runner.ssh import SSHTarget
+
+if TYPE_CHECKING:
+    from minisand.drivers.savedstate import SaveReport
 
 GUEST_SSH_PORT = 22
 GUEST_APISERVER_PORT = 8443
@@ -25,6 +28,7 @@ class MachineState(StrEnum):
     STARTING = "Starting"
     STOPPING = "Stopping"
     PAUSED = "Paused"
+    SAVED = "Saved"  # not running; its memory and device state are saved and `start` resumes it
     ERROR = "Error"
     NONEXISTENT = "Nonexistent"
 
@@ -57,6 +61,7 @@ class MachineSpec:
     iso: Path | None = None  # a verified ISO (VM drivers)
     kernel: Path | None = None  # extracted from the ISO, for drivers that boot kernel + initrd directly
     initrd: Path | None = None
+    data_image: Path | None = None  # a prepared ext4 data disk (the node image): a new disk is a layer over it
 
 
 @dataclass(frozen=True)
@@ -65,6 +70,7 @@ class MachineRecord:
 
     machine: str
     driver: str
+    profile: str = ""  # the profile that owns the machine ("" in records written before it was kept)
     ssh_user: str = "minisand"
     ssh_host: str = "127.0.0.1"
     ssh_port: int = 0
@@ -83,15 +89,19 @@ class MachineRecord:
     def load(cls, machine_dir: Path) -> MachineRecord | None:
         p = cls.path(machine_dir)
         try:
-            data: dict[str, Any] = json.loads(p.read_text())
+            data = json.loads(p.read_bytes().decode())
+            if not isinstance(data, dict):
+                raise ValueError("not a JSON object")
+            extra = data.pop("extra", {})
+            if not isinstance(extra, dict) or not all(isinstance(v, str) for v in extra.values()):
+                raise ValueError("extra: expected an object of strings")
+            return _replace(from_dict(cls, data), extra={str(k): v for k, v in extra.items()})
         except FileNotFoundError:
             return None
-        except json.JSONDecodeError as exc:
-            raise MinisandError(f"machine state {p} is corrupt: {exc.msg}",
+        except (NotADirectoryError, IsADirectoryError, UnicodeDecodeError, ValueError, TypeError) as exc:
+            detail = exc.msg if isinstance(exc, json.JSONDecodeError) else str(exc)
+            raise MinisandError(f"machine state {p} is corrupt: {detail}",
                                 hint="run `minisand delete` and start again", code=ExitCode.PROFILE_CORRUPT) from None
-        extra = data.pop("extra", {})
-        rec = from_dict(cls, data)
-        return _replace(rec, extra=dict(extra))
 
     def save(self, machine_dir: Path) -> None:
         machine_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -144,3 +154,37 @@ class Driver(Protocol):
     def console_log(self) -> Path | None:
         """The serial console log, when the driver keeps one."""
         ...
+
+
+class ResumeFailed(MinisandError):
+    """A saved state could not be resumed; the driver has stopped what it started and kept the data disk."""
+
+    def __init__(self, why: str) -> None:
+        super().__init__(f"resuming the saved state failed: {why}", code=ExitCode.DRIVER_ERROR,
+                         reason="RESUME_FAILED")
+        self.why = why
+
+
+@runtime_checkable
+class Suspendable(Protocol):
+    """VM drivers that can save a running machine to a file and resume it, and pause/unpause it in place."""
+
+    def save(self, timeout: float) -> SaveReport:
+        """Stops the vCPUs, writes the machine's state beside it and ends the machine (state SAVED)."""
+        ...
+
+    def has_saved_state(self) -> bool: ...
+
+    def saved_state_problem(self) -> str | None:
+        """Why the saved state cannot be resumed (cheap checks: metadata, sizes, identities), or None."""
+        ...
+
+    def resume(self, timeout: float) -> None:
+        """Starts the machine from its saved state (verifying the file's digest); raises ResumeFailed."""
+        ...
+
+    def discard_saved_state(self) -> None: ...
+
+    def pause(self) -> None: ...
+
+    def unpause(self) -> None: ...

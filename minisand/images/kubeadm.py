@@ -5,8 +5,8 @@ Mirrors kubeadm's cmd/kubeadm/app/images/images.go (GetControlPlaneImages):
     coredns                                                                <repo>/coredns/coredns for registry.k8s.io,
                                                                            <repo>/coredns for any other repository
     pause, etcd                                                            at the versions that kubeadm release pins
-The pins per minor are data (KUBEADM_PINS), each with where it came from. `kubeadm config images list` in the
-guest is the ground truth when kubeadm is there: parse_images_list() reads its output."""
+The pins per minor are data (KUBEADM_PINS), each with where it came from. For v1.36 the whole list is checked
+against recorded `kubeadm config images list` output of a real kubeadm (tests/unit/fixtures/kubeadm-images/)."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ KUBEADM_PINS: dict[tuple[int, int], KubeadmPins] = {
         coredns="v1.14.2", etcd="3.6.8-0", pause="3.10.2",
         source="k8s.io/kubernetes@v1.36.4 cmd/kubeadm/app/constants/constants.go, read from the module zip: "
                "CoreDNSVersion v1.14.2, PauseVersion 3.10.2, SupportedEtcdVersion[36]=3.6.8-0; the whole list "
-               "checked against `kubeadm config images list` of a kubeadm v1.36.4 binary (tests/unit/golden)"),
+               "checked against `kubeadm config images list` of a kubeadm v1.36.4 binary (tests/unit/fixtures)"),
     (1, 37): KubeadmPins(
         coredns="v1.14.2", etcd="3.6.8-0", pause="3.10.2",
         source="provisional: kubeadm 1.37's constants.go was not readable here; these are v1.36.4's values, "
@@ -104,12 +104,3 @@ def control_plane_images(version: str, repository: str = DEFAULT_IMAGE_REPOSITOR
                etcd_image(version, repository)]
     return images
 
-
-def parse_images_list(text: str) -> list[ImageRef]:
-    """Reads `kubeadm config images list` output (one image per line; other lines such as warnings skipped)."""
-    images: list[ImageRef] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line and not any(c.isspace() for c in line):  # klog warnings have spaces; images never do
-            images.append(parse_image(line))
-    return images

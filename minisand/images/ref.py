@@ -10,7 +10,7 @@ Pure functions; a malformed reference raises MinisandError(BAD_INPUT)."""
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from minisand.errors import bad_input
 
@@ -39,10 +39,6 @@ class ImageRef:
     tag: str | None = DEFAULT_TAG
     digest: str | None = None
 
-    @classmethod
-    def parse(cls, text: str) -> ImageRef:
-        return parse_image(text)
-
     @property
     def name(self) -> str:
         """registry/repository, without tag or digest."""
@@ -52,9 +48,6 @@ class ImageRef:
     def basename(self) -> str:
         return self.repository.rsplit("/", 1)[-1]
 
-    def with_tag(self, tag: str) -> ImageRef:
-        return replace(self, tag=_check_tag(tag, tag), digest=None)
-
     def __str__(self) -> str:
         text = self.name
         if self.tag:
@@ -62,13 +55,6 @@ class ImageRef:
         if self.digest:
             text += f"@{self.digest}"
         return text
-
-    def familiar(self) -> str:
-        """The short form Docker prints: nginx:latest, user/app:1.0, registry.k8s.io/pause:3.10."""
-        name = self.name
-        if self.registry == DOCKER_HUB:
-            name = self.repository.removeprefix(f"{OFFICIAL_NAMESPACE}/")
-        return name + (f":{self.tag}" if self.tag else "") + (f"@{self.digest}" if self.digest else "")
 
 
 def _check_tag(tag: str, text: str) -> str:

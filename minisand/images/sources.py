@@ -20,6 +20,10 @@ DEFAULT_GVISOR_BASE = "https://storage.googleapis.com/gvisor/releases"
 # Images published under these registries live flat in a Kubernetes mirror repository such as Aliyun's
 # google_containers (registry.k8s.io/coredns/coredns -> <repo>/coredns), the same rule kubeadm applies to CoreDNS.
 KUBERNETES_REGISTRIES = frozenset({"registry.k8s.io", "k8s.gcr.io"})
+# Images published elsewhere that such mirror repositories carry flat as well, by their last path component, as
+# minikube's deploy/addons/aliyun_mirror.json lists them (ghcr.io/headlamp-k8s/headlamp -> <repo>/headlamp).
+# Addons try the moved name first and the upstream name after it (image_candidates).
+MIRRORED_FLAT = frozenset({"ghcr.io/headlamp-k8s/headlamp"})
 ARCHES = ("amd64", "arm64")
 
 
@@ -98,8 +102,10 @@ def source_candidates(mirrors: MirrorConfig) -> SourceCandidates:
     preset: MirrorPreset = preset_for(mirrors.image_mirror_country)
     explicit = mirrors.image_repository is not None and mirrors.image_repository.strip() != ""
     repos = (check_image_repository(mirrors.image_repository or ""),) if explicit else preset.image_repositories
-    binary = check_url(mirrors.binary_mirror, "--binary-mirror") if mirrors.binary_mirror else None
-    gvisor = check_url(mirrors.gvisor_mirror, "--gvisor-mirror") if mirrors.gvisor_mirror else None
+    # Binaries and gVisor are downloaded on the host, which reads file:// as well as http(s)://.
+    local = ("http", "https", "file")
+    binary = check_url(mirrors.binary_mirror, "--binary-mirror", local) if mirrors.binary_mirror else None
+    gvisor = check_url(mirrors.gvisor_mirror, "--gvisor-mirror", local) if mirrors.gvisor_mirror else None
     hosts = registry_hosts(mirrors.registry_mirrors, mirrors.insecure_registries)
     return SourceCandidates(
         country=preset.country,
@@ -127,15 +133,26 @@ def choose_repository(candidates: Sequence[str], probe: Callable[[str], bool]) -
 
 
 def rewrite_image(ref: ImageRef | str, mirrors: ImageMirrors) -> ImageRef:
-    """An image as the guest should pull it. Images from Kubernetes' registries move into the chosen repository,
-    flat (last path component), like kubeadm does for CoreDNS; everything else keeps its name and is redirected at
-    pull time by containerd's registry hosts (--registry-mirror)."""
+    """An image as the guest should pull it. Images from Kubernetes' registries (and the few in MIRRORED_FLAT) move
+    into the chosen repository, flat (last path component), like kubeadm does for CoreDNS; everything else keeps
+    its name and is redirected at pull time by containerd's registry hosts (--registry-mirror)."""
     image = parse_image(ref) if isinstance(ref, str) else ref
-    if mirrors.is_default or image.registry not in KUBERNETES_REGISTRIES:
+    if mirrors.is_default or (image.registry not in KUBERNETES_REGISTRIES and image.name not in MIRRORED_FLAT):
         return image
     repo = mirrors.repository.rstrip("/")
     moved = parse_image(f"{repo}/{image.basename}:{image.tag or 'latest'}")
     return ImageRef(registry=moved.registry, repository=moved.repository, tag=image.tag, digest=image.digest)
+
+
+def image_candidates(ref: ImageRef | str, repositories: Sequence[str]) -> list[ImageRef]:
+    """An addon image as each repository candidate names it, then its upstream name (pulled through containerd's
+    registry hosts), without repeats: the first that a node can pull is the one to run."""
+    upstream = parse_image(ref) if isinstance(ref, str) else ref
+    out: list[ImageRef] = []
+    for image in [*(rewrite_image(upstream, ImageMirrors(r)) for r in repositories), upstream]:
+        if image not in out:
+            out.append(image)
+    return out
 
 
 def binary_url(base: str, version: str, arch: str, name: str) -> str:

@@ -1,9 +1,10 @@
 """Which ISO a machine boots, and its kernel and initramfs for direct kernel boot.
 
 acquire_iso(home, url, checksum): with a URL (https://, http://, file://) the ISO is downloaded into
-home.iso_cache, verified (sha256 from --iso-checksum or from URL + ".sha256", and its layout) before the atomic
-rename. Without one: an already downloaded release ISO of this version, else the release URL and its cn mirror
-(tried quickly, one after the other), else the ISO built here by `minisand iso build`.
+home.iso_cache, verified (sha256 or sha512 from --iso-checksum, else the sha256 in URL + ".sha256", and its
+layout) before the atomic rename. Without one: an already downloaded release ISO of this version, else the
+release URL and its cn mirror (tried quickly, one after the other), else the ISO built here by `minisand iso
+build`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from urllib.parse import unquote, urlparse
 import minisand
 from minisand.download.fetch import (
     Checksum,
+    FileKind,
     ProgressFactory,
     download,
     fetch_text,
@@ -76,23 +78,26 @@ def _url_name(url: str) -> str:
 
 def _from_url(home: Home, url: str, checksum: str | None, progress: ProgressFactory | None,
               *, retries: int = 3, connect_timeout: float = 10.0) -> Path:
-    sha = _flag_checksum(checksum) if checksum else _published_checksum(url, connect_timeout)
-    dest = home.iso_cache / cached_name(_url_name(url), sha)
-    download(url, dest, sha256=sha, retries=retries, progress=progress, validate=validate_iso,
-             connect_timeout=connect_timeout)
-    _write_sidecar(dest, sha)
+    want = Checksum.parse(checksum) if checksum else _published_checksum(url, connect_timeout)
+    dest = home.iso_cache / cached_name(_url_name(url), want.hexdigest)
+    _download_verified(url, dest, want, retries=retries, progress=progress, connect_timeout=connect_timeout,
+                       checksum_from=None if checksum else url + ".sha256")
     return dest
 
 
-def _flag_checksum(checksum: str) -> str:
-    parsed = Checksum.parse(checksum)
-    if parsed.algo != "sha256":
-        raise MinisandError("--iso-checksum must be a sha256", hint="use sha256:<64 hex digits>",
-                            code=ExitCode.BAD_INPUT)
-    return parsed.hexdigest
+def _download_verified(urls: str | list[str], dest: Path, want: Checksum, *, retries: int,
+                       progress: ProgressFactory | None, connect_timeout: float, checksum_from: str | None) -> None:
+    """Downloads and verifies with the algorithm given (sha256 or sha512), then records the file's sha256 next
+    to it (what `verified` checks on later starts). checksum_from: where a published checksum came from (for the
+    plain-HTTP warning)."""
+    digest = {want.algo: want.hexdigest}
+    download(urls, dest, retries=retries, progress=progress, validate=validate_iso, connect_timeout=connect_timeout,
+             sha256=digest.get("sha256"), sha512=digest.get("sha512"), kind=FileKind.ISO,
+             checksum_from=checksum_from)
+    _write_sidecar(dest, want.hexdigest if want.algo == "sha256" else file_digest(dest))
 
 
-def _published_checksum(url: str, timeout: float) -> str:
+def _published_checksum(url: str, timeout: float) -> Checksum:
     try:
         text = fetch_text(url + ".sha256", timeout=timeout)
     except MinisandError as e:
@@ -100,7 +105,7 @@ def _published_checksum(url: str, timeout: float) -> str:
                             hint="pass --iso-checksum sha256:<hex> (or publish URL.sha256 next to the ISO)",
                             code=ExitCode.DOWNLOAD_ERROR) from e
     digest = parse_checksum_file(text, _url_name(url))
-    return Checksum.parse(digest).hexdigest
+    return Checksum.parse(digest)
 
 
 def _from_release(home: Home, urls: list[str], checksum: str | None,
@@ -108,20 +113,19 @@ def _from_release(home: Home, urls: list[str], checksum: str | None,
     """The release ISO from the first URL that publishes a checksum; None when none is reachable."""
     for i, candidate in enumerate(urls):
         try:
-            sha = _flag_checksum(checksum) if checksum else _published_checksum(candidate, 5.0)
+            want = Checksum.parse(checksum) if checksum else _published_checksum(candidate, 5.0)
         except MinisandError as e:
             log.info("release ISO at %s unavailable: %s", candidate, e.message)
             continue
-        dest = home.iso_cache / cached_name(_url_name(candidate), sha)
+        dest = home.iso_cache / cached_name(_url_name(candidate), want.hexdigest)
         try:
-            download(urls[i:], dest, sha256=sha, retries=2, progress=progress, validate=validate_iso,
-                     connect_timeout=5.0)
+            _download_verified(urls[i:], dest, want, retries=2, progress=progress, connect_timeout=5.0,
+                               checksum_from=None if checksum else candidate + ".sha256")
         except MinisandError as e:
             if e.code == ExitCode.CHECKSUM_MISMATCH:
                 raise
             log.info("release ISO download failed: %s", e.message)
             return None
-        _write_sidecar(dest, sha)
         return dest
     return None
 

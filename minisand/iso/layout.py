@@ -1,5 +1,5 @@
-"""Where things are inside a minisand ISO, and the kernel command line it boots with. Drivers that boot the
-kernel directly (qemu `-kernel/-initrd/-append`, hyperkit) use these; the values come from iso/recipe.toml."""
+"""Where things are inside a minisand ISO; the values come from iso/recipe.toml. The kernel command line for direct
+kernel boot is part of the guest contract (minisand.guest.kernel_cmdline)."""
 
 from __future__ import annotations
 
@@ -23,14 +23,3 @@ def iso_layout() -> IsoLayout:
     image = load_recipe().image
     return IsoLayout(volume_label=image.volume_label, kernel_path=image.kernel_path,
                      initrd_path=image.initrd_path, squashfs_path=image.squashfs_path, cmdline=image.cmdline)
-
-
-def kernel_cmdline(*, probe: bool = False, debug: bool = False) -> str:
-    """The command line for direct kernel boot; probe=True makes the initramfs print MINISAND-PROBE-OK on
-    the console and power off at once (the KVM-usability probe)."""
-    parts = [iso_layout().cmdline]
-    if probe:
-        parts.append("minisand.probe=1")
-    if debug:
-        parts.append("minisand.debug=1")
-    return " ".join(parts)

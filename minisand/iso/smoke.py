@@ -16,17 +16,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from minisand.drivers.console import GuestPanicked, panic_detail
 from minisand.errors import ExitCode, MinisandError
-from minisand.iso.layout import kernel_cmdline
+from minisand.guest import (
+    FW_CFG_HOSTNAME,
+    FW_CFG_KEYS,
+    HOST_KEYS_END,
+    SSH_READY,
+    GuestPanicked,
+    kernel_cmdline,
+    panic_detail,
+)
 from minisand.keys import host_keys_from_console, preferred_host_key
 
 if TYPE_CHECKING:
     import paramiko
 
 
-READY_MARKER = "MINISAND-SSH-READY"
-PANIC_RESTARTS = 2  # an early kernel panic under multi-threaded TCG restarts the VM (minisand.drivers.console)
+READY_MARKER = SSH_READY
+PANIC_RESTARTS = 2  # an early kernel panic under multi-threaded TCG restarts the VM (minisand.guest)
 
 
 def free_port() -> int:
@@ -77,8 +84,8 @@ class QemuVM:
             keys.write_text(o.authorized_key.strip() + "\n")
             host = o.workdir / "fw_cfg_hostname"
             host.write_text(o.hostname + "\n")
-            argv += ["-fw_cfg", f"name=opt/minisand/authorized_keys,file={keys}",
-                     "-fw_cfg", f"name=opt/minisand/hostname,file={host}"]
+            argv += ["-fw_cfg", f"name={FW_CFG_KEYS},file={keys}",
+                     "-fw_cfg", f"name={FW_CFG_HOSTNAME},file={host}"]
         if o.boot_files is not None:
             kernel, initrd = o.boot_files
             argv += ["-kernel", str(kernel), "-initrd", str(initrd),
@@ -133,7 +140,7 @@ class QemuVM:
     def host_key(self, timeout: float, *, ready: bool = True) -> str:
         """The pinned host key from the guest's block on the serial console; ready=True waits for
         MINISAND-SSH-READY (network up, sshd listening) too."""
-        self.wait_console("-----END MINISAND HOST KEYS-----", timeout)
+        self.wait_console(HOST_KEYS_END, timeout)
         if ready:
             self.wait_console(READY_MARKER, timeout)
         key = preferred_host_key(host_keys_from_console(self.console()))

@@ -4,35 +4,23 @@ MinisandError(ISO_ERROR) naming the command and the log."""
 from __future__ import annotations
 
 import logging
-import shutil
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from minisand import hosttools
 from minisand.errors import ExitCode, MinisandError
 
 log = logging.getLogger(__name__)
 
-# host tool -> the Debian package that provides it (for the error hint)
-HOST_TOOLS = {
-    "debootstrap": "debootstrap",
-    "mksquashfs": "squashfs-tools",
-    "xorriso": "xorriso",
-    "dpkg-deb": "dpkg",
-    "go": "golang-go (Go >= 1.26)",
-    "chroot": "coreutils",
-    "mount": "mount",
-    "umount": "mount",
-}
-
-
 def require_tools(names: Sequence[str]) -> None:
-    missing = [n for n in names if shutil.which(n) is None]
-    if missing:
-        pkgs = sorted({HOST_TOOLS.get(n, n) for n in missing})
-        raise MinisandError(f"building the ISO needs {', '.join(missing)} on this host",
-                            hint=f"apt-get install {' '.join(pkgs)}", code=ExitCode.ISO_ERROR)
+    """Refuses to build when a host tool is missing, naming its package (minisand.hosttools)."""
+    registry = hosttools.by_program()
+    gone = [registry[n] for n in names if hosttools.locate(n) is None]
+    if gone:
+        what, hint = hosttools.describe_missing(gone)
+        raise MinisandError(f"building the ISO needs {what} on this host", hint=hint, code=ExitCode.ISO_ERROR)
 
 
 class BuildLog:
@@ -57,8 +45,10 @@ class BuildLog:
                                       stdin=subprocess.DEVNULL, check=False, text=True,
                                       stdout=subprocess.PIPE if capture else logf, stderr=logf)
             except FileNotFoundError as e:
-                raise MinisandError(f"{argv[0]} is not installed", hint=f"apt-get install "
-                                    f"{HOST_TOOLS.get(argv[0], argv[0])}", code=ExitCode.ISO_ERROR) from e
+                req = hosttools.by_program().get(Path(argv[0]).name)
+                raise MinisandError(f"{argv[0]} is not installed",
+                                    hint=req.install_hint() if req else f"install {argv[0]}",
+                                    code=ExitCode.ISO_ERROR) from e
             except subprocess.TimeoutExpired as e:
                 raise MinisandError(f"`{argv[0]}` timed out after {timeout:.0f}s",
                                     hint=f"see {self.path}", code=ExitCode.ISO_ERROR) from e

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from minisand.errors import ExitCode, MinisandError
 from minisand.runner.base import CommandError, RunResult, sudo_argv, write_file_argv
@@ -55,7 +55,12 @@ class SSHRunner:
         self.target = target
         self._connect_timeout = connect_timeout
         self._on_new_host_key = on_new_host_key
+        if not target.host_key and on_new_host_key is None:
+            raise MinisandError(f"no host key is pinned for {target.address}",
+                                hint="run `minisand start`: it pins the key before anything connects",
+                                code=ExitCode.SSH_ERROR)
         self._client: paramiko.SSHClient | None = None
+        self._pkey: paramiko.PKey | None = None
         self._is_root = target.user == "root"
         self._lock = threading.Lock()
 
@@ -76,10 +81,11 @@ class SSHRunner:
             client.set_missing_host_key_policy(paramiko.RejectPolicy())
         else:
             client.set_missing_host_key_policy(_record_policy(recorded))
-        pkey = paramiko.Ed25519Key.from_private_key_file(str(self.target.key_path))
+        pkey = self._pkey or load_private_key(self.target.key_path)
+        self._pkey = pkey
         client.connect(self.target.host, port=self.target.port, username=self.target.user, pkey=pkey,
                        look_for_keys=False, allow_agent=False, timeout=10, banner_timeout=30,
-                       auth_timeout=15)
+                       auth_timeout=15, transport_factory=_gcm_first)
         transport = client.get_transport()
         if transport is not None:
             transport.set_keepalive(15)
@@ -118,6 +124,7 @@ class SSHRunner:
             before_sleep=lambda rs: log.debug("ssh connect to %s: attempt %d failed: %s", self.target.address,
                                               rs.attempt_number, rs.outcome.exception() if rs.outcome else ""),
         )
+        self._pkey = load_private_key(self.target.key_path)  # a bad key file is not worth a retry
         try:
             return retrying(self._connect_once)
         except paramiko.BadHostKeyException as exc:
@@ -211,6 +218,40 @@ class SSHRunner:
         chan.get_pty(term=term, width=cols, height=rows)
         chan.invoke_shell()
         return chan
+
+
+def load_private_key(path: Path, code: ExitCode = ExitCode.SSH_ERROR) -> paramiko.PKey:
+    """An RSA, ECDSA or ed25519 private key (OpenSSH or PEM format) without a passphrase."""
+    import paramiko
+    from paramiko.pkey import UnknownKeyType
+
+    try:
+        return paramiko.PKey.from_path(path)
+    except (paramiko.PasswordRequiredException, TypeError) as exc:
+        if isinstance(exc, TypeError) and "password" not in str(exc).lower():
+            raise MinisandError(f"the SSH key {path} is not a private key minisand can read ({exc})",
+                                hint="use an RSA, ECDSA or ed25519 private key file", code=code) from None
+        raise MinisandError(f"the SSH key {path} is protected by a passphrase",
+                            hint="use a key without a passphrase (minisand never prompts for one)", code=code) from None
+    except (paramiko.SSHException, UnknownKeyType, ValueError, UnicodeDecodeError) as exc:
+        raise MinisandError(f"the SSH key {path} is not a private key minisand can read ({exc or type(exc).__name__})",
+                            hint="use an RSA, ECDSA or ed25519 private key file", code=code) from None
+    except OSError as exc:
+        raise MinisandError(f"cannot read the SSH key {path}: {exc.strerror or exc}",
+                            hint="check the path and its permissions", code=code) from None
+
+
+def _gcm_first(sock: Any, **kwargs: Any) -> paramiko.Transport:
+    """A transport that offers AES-GCM first (paramiko offers CTR with HMAC first): an AEAD cipher needs no
+    separate MAC, which moves data into an emulated guest ~20-40% faster (measured: 5.3 against 3.8 MB/s). Servers
+    without it negotiate the next cipher as before."""
+    import paramiko
+
+    transport = paramiko.Transport(sock, **kwargs)
+    opts = transport.get_security_options()
+    gcm = tuple(c for c in opts.ciphers if c.endswith("-gcm@openssh.com"))
+    opts.ciphers = (*gcm, *(c for c in opts.ciphers if c not in gcm))
+    return transport
 
 
 def _b64(text: str) -> bytes:

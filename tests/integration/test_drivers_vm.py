@@ -1,4 +1,4 @@
-"""The VM drivers with real qemu (TCG here) and a real libvirtd: start, ssh (exit codes passed through), stop,
+"""The VM drivers with real qemu (TCG here) and a real libvirtd: start, ssh (exit codes passed through), stop --cold,
 start again on the same disk with the same pinned host key, delete leaving nothing behind."""
 
 from __future__ import annotations
@@ -6,14 +6,13 @@ from __future__ import annotations
 import json
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from minisand.iso.build import BuildResult, build_iso
 from tests.integration.helpers.cli import CLI, qemu_pids
-from tests.integration.helpers.libvirtd import Libvirtd, libvirt_objects, libvirtd_in_netns
+from tests.integration.helpers.libvirtd import Libvirtd, libvirt_objects
 from tests.integration.helpers.oci import busybox_oci_tar
 
 pytestmark = [pytest.mark.root, pytest.mark.vm, pytest.mark.slow]
@@ -78,7 +77,7 @@ def _lifecycle(cli: CLI, iso: BuildResult, oci_tar: Path, driver: str, *extra: s
     status = json.loads(cli.run("status", "-o", "json").stdout)
     assert status["Host"] == "Running"
 
-    cli.ok("stop", label="stop")
+    cli.ok("stop", "--cold", label="stop")  # powered off (a plain stop saves: tests/integration/test_resume_vm.py)
     stopped = cli.run("status")
     assert stopped.returncode & 1 and "host: Stopped" in stopped.stdout
     refused = cli.run("ssh", "--", "true")
@@ -108,13 +107,9 @@ def test_qemu_driver_lifecycle(iso: BuildResult, oci_tar: Path, tmp_path: Path) 
             os.kill(pid, signal.SIGKILL)
 
 
-@pytest.fixture()
-def libvirtd(tmp_path: Path) -> Iterator[Libvirtd]:
-    with libvirtd_in_netns(tmp_path) as d:
-        yield d
-
-
-@pytest.mark.parametrize("network", ["default", "user"])
+# kvm2's user network is started, forwarded and stopped by test_kvm2_hostfwd.py in the default run; its whole
+# lifecycle here (another 6 min of TCG) is the opt-in `variants` marker (`scripts/test --variants`)
+@pytest.mark.parametrize("network", ["default", pytest.param("user", marks=pytest.mark.variants)])
 def test_kvm2_driver_lifecycle(iso: BuildResult, oci_tar: Path, tmp_path: Path, libvirtd: Libvirtd,
                               network: str) -> None:
     cli = CLI(tmp_path / "home", f"kvm-{network}", prefix=libvirtd.ns.argv())

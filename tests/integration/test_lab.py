@@ -24,7 +24,7 @@ from e2e.lab import Lab, LabEndpoints
 from e2e.lab.builder import BuildManifest
 from e2e.lab.layout import GVISOR_BINARIES
 from e2e.lab.versions import K8S_BINARIES
-from minisand.drivers import procs
+from minisand import procs
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(1800)]
 OCI_ACCEPT = ", ".join(["application/vnd.oci.image.manifest.v1+json",

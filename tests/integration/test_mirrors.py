@@ -24,6 +24,7 @@ from tests.integration.helpers import tools
 from tests.integration.helpers.containerd import ContainerdHost, short_workdir
 from tests.integration.helpers.netns import NetNS, network_namespace
 from tests.integration.helpers.registry import LocalRegistry, build_busybox_layout, start_registry
+from tests.unit.golden import GOLDEN
 
 pytestmark = [pytest.mark.root, pytest.mark.timeout(600)]
 
@@ -219,14 +220,14 @@ def test_containerd_1_7_with_the_v2_config_pulls_through_the_mirror(
         host.cleanup()
 
 
-GOLDEN = Path(__file__).resolve().parents[1] / "unit" / "golden"
+CONTAINERD_GOLDEN = GOLDEN / "containerd"
 
 
-@pytest.mark.parametrize("golden", sorted(p.name for p in GOLDEN.glob("containerd-v*.toml")))
+@pytest.mark.parametrize("golden", sorted(p.name for p in CONTAINERD_GOLDEN.glob("v*.toml")))
 def test_golden_configs_load_in_the_containerd_they_target(golden: str) -> None:
     """Every golden config loads in the real containerd of its version; the other version refuses it."""
-    text_file = GOLDEN / golden
-    own, other = ((tools.CONTAINERD_2, tools.CONTAINERD_17) if golden.startswith("containerd-v3")
+    text_file = CONTAINERD_GOLDEN / golden
+    own, other = ((tools.CONTAINERD_2, tools.CONTAINERD_17) if golden.startswith("v3")
                   else (tools.CONTAINERD_17, tools.CONTAINERD_2))
     ok = subprocess.run([str(tools.containerd_bin(own)), "--config", str(text_file), "config", "dump"],
                         capture_output=True, text=True, timeout=60, check=False)

@@ -28,3 +28,17 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("MINISAND_HOME", str(root))
     monkeypatch.delenv("MINISAND_PROFILE", raising=False)
     return root
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """With MINISAND_UPDATE_GOLDEN=1, name the golden files this run did not render (stale after a rename, when
+    the whole unit suite ran)."""
+    from tests.unit import golden
+
+    if golden.updating() and golden.RENDERED:
+        stale = golden.unrendered()
+        if stale:
+            terminalreporter.write_line(f"{golden.UPDATE_ENV}=1: golden files no test rendered in this run "
+                                        "(delete them if the whole unit suite ran):")
+            for path in stale:
+                terminalreporter.write_line(f"  {path.relative_to(golden.HERE)}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,15 +15,15 @@ from minisand.config.model import ClusterConfig
 from minisand.config.store import ProfileStore
 from minisand.errors import ExitCode, MinisandError
 from minisand.paths import Home
-from minisand.runner.base import RunResult
 from tests.unit.clihelp import one_line_error, run_cli
+from tests.unit.fakes import FakeRunner, fake_node
 
 
-def test_registry_lists_both_sandboxes(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_registry_lists_every_addon(home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     code, out, _err = run_cli(["addons", "list", "-o", "json"], capsys)
     assert code == 0
     listed = json.loads(out)
-    assert set(listed) == {"gvisor", "kata"}
+    assert set(listed) == {"gvisor", "headlamp", "kata"}
     assert all(v["status"] == "disabled" for v in listed.values())
 
 
@@ -57,24 +56,13 @@ def test_enable_on_a_missing_profile(home: Path, capsys: pytest.CaptureFixture[s
     one_line_error(err)
 
 
-class _Node:
-    """A node double whose runner answers `test -c /dev/kvm` / `test -x SHIM` from a table."""
-
-    def __init__(self, has: set[str]) -> None:
-        self.machine = "m1"
-        self.has = has
-        self.runner = self
-
-    def run(self, argv: list[str], **_kw: Any) -> RunResult:
-        return RunResult(tuple(argv), 0 if argv[-1] in self.has else 1, b"", b"", 0.0)
-
-
 @pytest.mark.parametrize(("has", "reason"), [
     (set(), "ADDON_REQUIREMENT_KVM"),
     ({"/dev/kvm"}, "ADDON_REQUIREMENT_KATA"),
 ])
 def test_kata_says_what_the_node_lacks(has: set[str], reason: str) -> None:
-    actx = AddonContext(ctx=None, cfg=ClusterConfig(name="p", driver="qemu"), nodes=[_Node(has)])  # type: ignore
+    node = fake_node("m1", runner=FakeRunner(paths=sorted(has)))
+    actx = AddonContext(home=None, cfg=ClusterConfig(name="p", driver="qemu"), nodes=[node])  # type: ignore[arg-type]
     with pytest.raises(MinisandError) as exc:
         kata.validate(actx)
     assert exc.value.reason == reason and exc.value.code == ExitCode.ADDON_ERROR and exc.value.hint
@@ -83,9 +71,11 @@ def test_kata_says_what_the_node_lacks(has: set[str], reason: str) -> None:
 
 
 def test_kata_passes_with_kvm_and_the_shim() -> None:
-    actx = AddonContext(ctx=None, cfg=ClusterConfig(name="p", driver="qemu"),  # type: ignore[arg-type]
-                        nodes=[_Node({"/dev/kvm", kata.SHIM})])  # type: ignore[list-item]
+    runner = FakeRunner(paths=["/dev/kvm", kata.SHIM])
+    actx = AddonContext(home=None, cfg=ClusterConfig(name="p", driver="qemu"),  # type: ignore[arg-type]
+                        nodes=[fake_node("m1", runner=runner)])
     kata.validate(actx)
+    assert runner.commands == [["test", "-c", "/dev/kvm"], ["test", "-x", kata.SHIM]]
 
 
 def test_enabled_addons_contribute_their_handlers() -> None:

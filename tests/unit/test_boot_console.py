@@ -4,6 +4,7 @@ from a TCG boot of the minisand ISO on this kind of host."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,9 +14,9 @@ import pytest
 
 from minisand.cluster import machine
 from minisand.drivers.base import Driver, MachineRecord, MachineState
-from minisand.drivers.console import GuestPanicked, check_panic, panic_detail
 from minisand.errors import ExitCode
-from minisand.keys import HOST_KEYS_END
+from minisand.guest import HOST_KEYS_END, GuestPanicked, check_panic, panic_detail
+from tests.unit.fakes import FakeRunner
 
 ED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIMyIuNaRP0y0VhCYZeIbQ0xS0SxJk7aXD3G5tD0x6mP1"
 
@@ -66,14 +67,6 @@ def test_wait_console_stops_at_a_panic_instead_of_the_timeout(tmp_path: Path) ->
     assert time.monotonic() - t0 < 5
 
 
-class FakeRunner:
-    def __init__(self) -> None:
-        self.ran: list[list[str]] = []
-
-    def run(self, argv: list[str], **kw: object) -> None:
-        self.ran.append(argv)
-
-
 class PanickyDriver:
     """A driver whose first `panics` boots die in the kernel; the console log is what the guest printed."""
 
@@ -83,7 +76,7 @@ class PanickyDriver:
         self.panics_left = panics
         self.calls: list[str] = []
         self.running = False
-        self.fake_runner = FakeRunner()
+        self.fake_runner = FakeRunner().on("true")
         MachineRecord(machine="m01", driver="fake").save(tmp)
 
     def state(self) -> MachineState:
@@ -124,7 +117,7 @@ def test_bring_up_restarts_a_machine_whose_kernel_panicked(tmp_path: Path) -> No
     runner = machine.bring_up(cast(Driver, drv), boot_timeout=30)
     assert drv.calls == ["create", "start", "kill", "start", "kill", "start"]
     assert runner is cast(object, drv.fake_runner)
-    assert drv.fake_runner.ran == [["true"]]
+    assert drv.fake_runner.commands == [["true"]]
     rec = MachineRecord.load(tmp_path)
     assert rec is not None and rec.host_key == ED  # pinned from the boot that finished
 
@@ -135,6 +128,32 @@ def test_bring_up_gives_up_after_three_panicked_boots(tmp_path: Path) -> None:
         machine.bring_up(cast(Driver, drv), boot_timeout=30)
     assert exc.value.code == ExitCode.DRIVER_ERROR
     assert drv.calls.count("start") == machine.BOOT_ATTEMPTS
-    assert drv.fake_runner.ran == []
+    assert drv.fake_runner.commands == []
     rec = MachineRecord.load(tmp_path)
     assert rec is not None and rec.host_key == ""  # nothing pinned from a boot that never finished
+
+
+def test_an_image_that_accepts_root_gets_minisands_commands_as_root(tmp_path: Path) -> None:
+    from minisand.config.model import DriverOptions
+    from minisand.drivers import vmcommon
+    from minisand.drivers.base import MachineSpec
+    from minisand.runner.logged import LoggedRunner
+    from minisand.runner.ssh import SSHRunner
+
+    drv = PanickyDriver(tmp_path, panics=0)
+    drv.start()
+    drv.log.write_text(BOOTED.replace("MINISAND-SSH-READY", "MINISAND-ROOT-LOGIN\nMINISAND-SSH-READY"))
+    machine.pin_host_key(cast(Driver, drv), timeout=10)
+    rec = MachineRecord.load(tmp_path)
+    assert rec is not None and rec.extra == {vmcommon.ROOT_LOGIN_KEY: "yes"}
+    spec = MachineSpec(machine="m01", profile="p", machine_dir=tmp_path, cache_dir=tmp_path, cpus=2, memory_mb=2048,
+                       disk_mb=20480, hostname="m01", ssh_pubkey="", ssh_key_path=tmp_path / "k",
+                       options=DriverOptions())
+    runner = vmcommon.ssh_runner(spec, dataclasses.replace(rec, ssh_port=22))
+    assert isinstance(runner, LoggedRunner) and isinstance(runner.inner, SSHRunner)
+    assert runner.inner.target.user == "root"
+    assert vmcommon.ssh_target(spec, rec).user == "minisand"  # `minisand ssh` still logs in as the user
+    drv.log.write_text(BOOTED)  # an older image: back to the user and sudo
+    machine.pin_host_key(cast(Driver, drv), timeout=10)
+    rec = MachineRecord.load(tmp_path)
+    assert rec is not None and rec.extra == {}

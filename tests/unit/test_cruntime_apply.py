@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
 import pytest
@@ -21,6 +21,7 @@ from minisand.cruntime.pull import Crictl, guest_image_probe, pull_image
 from minisand.errors import ExitCode, MinisandError
 from minisand.images.sources import choose_repository
 from minisand.runner.base import RunResult
+from minisand.runner.files import FileSpec, pack, parse_tar
 
 CONFIG = "/etc/containerd/config.toml"
 CERTS = "/etc/containerd/certs.d"
@@ -51,6 +52,8 @@ class FakeGuest:
             env: Mapping[str, str] | None = None) -> RunResult:
         argv = list(argv)
         self.commands.append(argv)
+        if argv[:2] == ["sh", "-c"]:
+            return self._script(argv, input or b"")
         if argv[:2] == ["test", "-f"]:
             return self._result(argv, 0 if argv[2] in self.files else 1)
         if argv[0] == "rm":
@@ -80,6 +83,27 @@ class FakeGuest:
             return self._result(argv, 1, err='E1123 PullImage failed err="rpc error: code = Unknown desc = failed '
                                                'to resolve reference: dial tcp 127.0.0.1:5001: connection refused"')
         raise AssertionError(f"unexpected command {argv}")
+
+    def _script(self, argv: list[str], data: bytes) -> RunResult:
+        """minisand's constant scripts (minisand.runner.files, the validation), as the machine's sh runs them."""
+        name, args = argv[3], argv[4:]
+        if name == "minisand-read":
+            present = {PurePosixPath(p): FileSpec(self.files[p].encode()) for p in args if p in self.files}
+            return RunResult(tuple(argv), 0, pack([(str(p).lstrip("/"), f) for p, f in present.items()]), b"", 0.0)
+        if name == "minisand-write":
+            staged = parse_tar(data)
+            for n, dest in zip(args[1::2], args[2::2], strict=True):
+                self.files[dest] = staged[PurePosixPath("/" + n)].decode()
+                self.writes.append(dest)
+            return self._result(argv, 0)
+        if name == "minisand-validate":
+            check, binary = args
+            assert binary == "containerd"
+            self.files[check] = data.decode()
+            result = self.run([binary, "--config", check, "config", "dump"])
+            self.files.pop(check, None)
+            return result
+        raise AssertionError(f"unexpected script {name}")
 
     def stream(self, argv: Sequence[str], *, sudo: bool = False, stdin: BinaryIO | None = None,
                stdout: BinaryIO, stderr: BinaryIO, timeout: float | None = None) -> int:
@@ -121,18 +145,21 @@ def test_first_apply_validates_writes_everything_and_restarts_once() -> None:
     dump = next(c for c in guest.commands if c[-2:] == ["config", "dump"])
     assert dump[2] == f"{CONFIG}.minisand-check" and dump[2] not in guest.files  # checked, then removed
     assert guest.commands.index(dump) < guest.commands.index(["systemctl", "restart", "containerd"])
+    # read everything, validate, write everything, restart, check: five commands
+    assert [c[3] if c[0] == "sh" else c[0] for c in guest.commands] == [
+        "minisand-read", "minisand-validate", "containerd", "minisand-write", "systemctl", "ctr"]
 
 
 def test_same_plan_again_changes_nothing_and_does_not_restart() -> None:
     guest = FakeGuest()
     plan = plan_with("http://127.0.0.1:5001")
     fast_apply(guest, plan)
-    writes_before = len([w for w in guest.writes if not w.endswith(".minisand-check")])
+    writes_before, commands_before = len(guest.writes), len(guest.commands)
     result = fast_apply(guest, plan)
     assert not result.config_changed and not result.restarted and result.hosts_written == ()
     assert guest.restarts == 1
-    real_writes = [w for w in guest.writes if not w.endswith(".minisand-check")]
-    assert real_writes[writes_before:] == []
+    assert guest.writes[writes_before:] == []
+    assert [c[3] for c in guest.commands[commands_before:]] == ["minisand-read"]  # one command, no validation
 
 
 def test_changed_mirrors_rewrite_hosts_toml_without_a_restart() -> None:
@@ -222,3 +249,40 @@ def test_guest_probe_drives_choose_repository() -> None:
     assert pulled == ["registry.cn-hangzhou.aliyuncs.com/google_containers/pause:3.10.2",
                       "registry.k8s.io/pause:3.10.2"]
     assert pull_image(guest, "registry.k8s.io/pause:3.10.2") == "sha256:" + "a" * 64  # type: ignore[arg-type]
+
+
+@pytest.mark.allow_subprocess
+def test_validation_by_this_hosts_containerd_and_a_restart_systemd_confirms(tmp_path: Path) -> None:
+    fake = tmp_path / "containerd"  # stands in for this host's containerd: refuses what the fake guest refuses
+    fake.write_text('#!/bin/sh\ngrep -q "registry.k8s.io/pause" "$2" && { echo "refused here" >&2; exit 1; }\n'
+                    'exit 0\n')
+    fake.chmod(0o755)
+    tools = Tools(host_containerd=str(fake), restart_confirms_ready=True)
+    guest = FakeGuest(files={CONFIG: "version = 3\n"})
+    with pytest.raises(MinisandError) as err:
+        apply(guest, plan_with(), restart=restart, tools=tools)  # type: ignore[arg-type]
+    assert "refused here" in err.value.message and guest.restarts == 0
+    assert not any(c[:2] == ["sh", "-c"] and c[3] == "minisand-validate" for c in guest.commands)
+    ok = plan_with(settings=ContainerdSettings(sandbox_image="example.org/pause:1"))
+    guest = FakeGuest(files={CONFIG: "version = 3\n"})
+    assert apply(guest, ok, restart=restart, tools=tools).restarted  # type: ignore[arg-type]
+    assert [c[3] if c[0] == "sh" else c[0] for c in guest.commands] == ["minisand-read", "minisand-write",
+                                                                         "systemctl"]  # no `ctr version`
+
+
+@pytest.mark.allow_subprocess
+def test_the_validate_script_makes_the_config_folder_on_a_host_that_has_none(tmp_path: Path) -> None:
+    """The none driver's host may have no /etc/containerd yet: the check file's folder is made, then removed file."""
+    import subprocess
+
+    from minisand.cruntime.apply import _VALIDATE
+
+    check = tmp_path / "etc" / "containerd" / "config.toml.minisand-check"
+    seen = tmp_path / "seen"
+    fake = tmp_path / "containerd"
+    fake.write_text(f'#!/bin/sh\ncp -- "$2" {seen}\n')  # stands in for `containerd --config F config dump`
+    fake.chmod(0o755)
+    done = subprocess.run(["sh", "-c", _VALIDATE, "minisand-validate", str(check), str(fake)], input=b"version = 3\n",
+                          capture_output=True, timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert seen.read_bytes() == b"version = 3\n" and not check.exists() and check.parent.is_dir()

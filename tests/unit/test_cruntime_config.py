@@ -1,5 +1,5 @@
 """containerd config.toml for config versions 3 (containerd 2.x) and 2 (containerd 1.7), with and without extra
-runtime handlers. Golden files: tests/unit/golden/containerd-*.toml (MINISAND_UPDATE_GOLDEN=1 rewrites them)."""
+runtime handlers. Golden files: tests/unit/golden/containerd/ (MINISAND_UPDATE_GOLDEN=1 rewrites them)."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from minisand.cruntime.config import (
 )
 from minisand.cruntime.plan import build_plan, config_version_for
 from minisand.errors import ExitCode, MinisandError
-from tests.unit.test_images_sources import assert_golden
+from tests.unit.golden import assert_golden
 
 PAUSE = "registry.k8s.io/pause:3.10.2"
 GUEST = ContainerdSettings(sandbox_image=PAUSE)
@@ -43,7 +43,7 @@ VARIANTS = {
 @pytest.mark.parametrize("version", [3, 2])
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_config_golden(name: str, version: int) -> None:
-    assert_golden(f"containerd-v{version}-{name}.toml", render_config(VARIANTS[name], version))
+    assert_golden("containerd", f"v{version}-{name}.toml", render_config(VARIANTS[name], version))
 
 
 def _runtimes(data: dict[str, Any], version: int) -> dict[str, Any]:

@@ -1,12 +1,17 @@
 from __future__ import annotations
 
 import io
+import platform
 from pathlib import Path
+
+import pytest
 
 from minisand.drivers.hyperkit import leases
 from minisand.drivers.hyperkit.cmdline import HyperkitSettings, build_argv
 from minisand.drivers.hyperkit.driver import health
+from minisand.drivers.registry import choose
 from minisand.drivers.seed import write_seed_iso
+from minisand.errors import ExitCode, MinisandError
 
 LEASES = """{
 \tname=minisand
@@ -57,12 +62,29 @@ def test_command_line(tmp_path: Path) -> None:
     assert argv[-1] == f"kexec,{tmp_path / 'vmlinuz'},{tmp_path / 'initrd'},console=ttyS0 quiet"
 
 
-def test_health_off_macos() -> None:
-    import platform
-
+@pytest.mark.parametrize(("system", "installed", "reason", "fix"), [
+    ("Linux", True, "hyperkit runs only on macOS (this is Linux)", "use the kvm2 or qemu driver on Linux"),
+    ("Darwin", False, "hyperkit is not installed", "brew install hyperkit"),
+    ("Darwin", True, "", ""),
+])
+def test_health(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, system: str, installed: bool, reason: str,
+                fix: str) -> None:
+    """The OS and PATH are the host's (the platform boundary): each answer is checked on any OS."""
+    monkeypatch.setattr(platform, "system", lambda: system)
+    if installed:
+        (tmp_path / "hyperkit").write_text("#!/bin/sh\n")
+        (tmp_path / "hyperkit").chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
     h = health()
-    if platform.system() != "Darwin":
-        assert not h.ok and "macOS" in h.reason and h.fix
+    assert (h.ok, h.reason, h.fix) == (not reason, reason, fix)
+
+
+def test_choosing_hyperkit_off_macos_is_driver_unavailable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(platform, "system", lambda: "Linux")
+    with pytest.raises(MinisandError) as exc:
+        choose("hyperkit")
+    assert exc.value.code == ExitCode.DRIVER_UNAVAILABLE
+    assert "only on macOS" in exc.value.message and exc.value.hint == "use the kvm2 or qemu driver on Linux"
 
 
 def test_cidata_seed_iso(tmp_path: Path) -> None:

@@ -11,9 +11,9 @@ import pytest
 from minisand.drivers.kvm2 import xml
 from minisand.drivers.kvm2.virt import Connection
 from minisand.errors import ExitCode, MinisandError
-from tests.unit.golden_util import assert_golden
+from tests.unit.golden import assert_golden, fixture_path
 
-FIXTURE = Path(__file__).parent / "fixtures" / "libvirt-node.xml"
+FIXTURE = fixture_path("libvirt-node.xml")
 URI = f"test://{FIXTURE}"
 
 
@@ -30,17 +30,17 @@ def _params(network: str | None, domain_type: str = "qemu", netdev: str = "") ->
 
 
 def test_domain_xml_private_network_golden() -> None:
-    assert_golden("kvm2-domain-network.xml", xml.domain_xml(_params("minisand-dev")))
+    assert_golden("kvm2", "domain-network.xml", xml.domain_xml(_params("minisand-dev")))
 
 
 def test_domain_xml_user_network_golden() -> None:
     netdev = "user,id=mnet0,restrict=on,hostfwd=tcp:127.0.0.1:40022-:22,hostfwd=tcp:127.0.0.1:40443-:8443"
-    assert_golden("kvm2-domain-user.xml", xml.domain_xml(_params(None, "kvm", netdev)))
+    assert_golden("kvm2", "domain-user.xml", xml.domain_xml(_params(None, "kvm", netdev)))
 
 
 def test_network_xml_golden() -> None:
     p = xml.NetworkParams("minisand-dev", xml.bridge_for("dev"), ipaddress.IPv4Network("192.168.39.0/24"))
-    assert_golden("kvm2-network.xml", xml.network_xml(p))
+    assert_golden("kvm2", "network.xml", xml.network_xml(p))
 
 
 def test_unsafe_attribute_values_are_refused() -> None:

@@ -10,18 +10,21 @@ import pytest
 from minisand.drivers.qemu.cmdline import GuestForward, QemuSettings, build_argv
 from minisand.drivers.qemu.qmp import QMP, QMPError
 from minisand.errors import MinisandError
+from tests.unit.fakes import qemu_settings
+from tests.unit.golden import assert_golden
 
 
 def _settings(tmp_path: Path, **kw: object) -> QemuSettings:
-    base: dict[str, object] = dict(
-        qemu="qemu-system-x86_64", name="dev", accel="tcg", cpus=2, memory_mb=2048, disk=tmp_path / "d.qcow2",
-        iso=tmp_path / "m.iso", kernel=tmp_path / "vmlinuz", initrd=tmp_path / "initrd", append="console=ttyS0",
-        ssh_port=40022, apiserver_port=40443, restrict=True,
-        guest_forwards=(GuestForward.parse("10.0.2.100:5000=127.0.0.1:5001"),),
-        fw_cfg_files=(("opt/minisand/authorized_keys", tmp_path / "k"),), fw_cfg_strings=(),
-        serial_log=tmp_path / "serial.log", qmp_socket=tmp_path / "qmp.sock", pidfile=tmp_path / "qemu.pid")
-    base.update(kw)
-    return QemuSettings(**base)  # type: ignore[arg-type]
+    return qemu_settings(tmp_path, **kw)
+
+
+def test_command_line_golden() -> None:
+    """The whole qemu command line (fixed paths, one argument per line), as kvm2's domain XML is golden."""
+    root = Path("/var/minisand/machines/dev")
+    argv = build_argv(_settings(root, iso=Path("/var/minisand/cache/iso/minisand-0.1.0.iso"),
+                                kernel=Path("/var/minisand/cache/iso/boot/vmlinuz"),
+                                initrd=Path("/var/minisand/cache/iso/boot/initrd.img")))
+    assert_golden("qemu", "argv-tcg-user-restricted.txt", "\n".join(argv) + "\n")
 
 
 def _opt(argv: list[str], flag: str) -> list[str]:

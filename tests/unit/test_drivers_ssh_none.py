@@ -9,6 +9,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from minisand import hosttools
 from minisand.config.model import DriverOptions
 from minisand.drivers.base import MachineSpec, MachineState
 from minisand.drivers.none import driver as none_driver
@@ -69,10 +70,11 @@ def test_none_driver_health_says_what_is_missing(monkeypatch: pytest.MonkeyPatch
     h = none_driver.health()
     assert not h.ok and "root" in h.reason and "sudo" in h.fix
     monkeypatch.setattr(none_driver.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(none_driver.shutil, "which", lambda b: None if b in ("crictl", "conntrack") else "/x")
+    monkeypatch.setattr(hosttools, "present", lambda r: r.name not in ("crictl", "modprobe"))
     h = none_driver.health()
-    assert not h.ok and h.reason == "missing on this host: crictl, conntrack"
-    monkeypatch.setattr(none_driver.shutil, "which", lambda b: "/x")
+    assert not h.ok and h.reason == "missing on this host: crictl, modprobe"
+    assert "apt-get install kmod" in h.fix and "scripts/setup" in h.fix
+    monkeypatch.setattr(hosttools, "present", lambda r: True)
     assert none_driver.health().ok
     monkeypatch.setattr(none_driver.platform, "system", lambda: "Darwin")
     assert "only on Linux" in none_driver.health().reason

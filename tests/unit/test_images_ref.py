@@ -35,21 +35,18 @@ def test_normalisation(text: str, want: str) -> None:
     assert str(parse_image(str(ref))) == want  # normalising twice changes nothing
 
 
-def test_parts_and_familiar_form() -> None:
+def test_parts() -> None:
     ref = parse_image("localhost:5000/team/app:dev")
     assert (ref.registry, ref.repository, ref.tag, ref.digest) == ("localhost:5000", "team/app", "dev", None)
     assert ref.basename == "app"
     assert ref.name == "localhost:5000/team/app"
-    assert parse_image("nginx").familiar() == "nginx:latest"
-    assert parse_image("user/app:1").familiar() == "user/app:1"
-    assert parse_image("registry.k8s.io/pause:3.10").familiar() == "registry.k8s.io/pause:3.10"
-    assert ImageRef.parse("nginx") == parse_image("docker.io/library/nginx:latest")
+    assert parse_image("nginx") == ImageRef("docker.io", "library/nginx", "latest", None)
 
 
-def test_digest_only_has_no_tag_and_with_tag_drops_digest() -> None:
+def test_digest_only_has_no_tag() -> None:
     ref = parse_image("busybox@sha256:" + "c" * 64)
-    assert ref.tag is None
-    assert str(ref.with_tag("1.36")) == "docker.io/library/busybox:1.36"
+    assert (ref.tag, ref.digest) == (None, "sha256:" + "c" * 64)
+    assert str(ref) == "docker.io/library/busybox@sha256:" + "c" * 64
 
 
 @pytest.mark.parametrize(("text", "fragment"), [

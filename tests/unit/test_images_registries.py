@@ -1,5 +1,5 @@
 """--registry-mirror / --insecure-registry: parsing, validation and hosts.toml rendering.
-Golden files: tests/unit/golden/hosts-*.toml (MINISAND_UPDATE_GOLDEN=1 rewrites them)."""
+Golden files: tests/unit/golden/registry-hosts/ (MINISAND_UPDATE_GOLDEN=1 rewrites them)."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from minisand.images.registries import (
     registry_hosts,
     render_hosts_toml,
 )
-from tests.unit.test_images_sources import assert_golden
+from tests.unit.golden import assert_golden
 
 ALIYUN = "https://registry.cn-hangzhou.aliyuncs.com"
 
@@ -41,7 +41,7 @@ def rendered(mirrors: tuple[str, ...], insecure: tuple[str, ...]) -> str:
 @pytest.mark.parametrize("name", sorted(COMBINATIONS))
 def test_hosts_toml_golden(name: str) -> None:
     mirrors, insecure = COMBINATIONS[name]
-    assert_golden(f"hosts-{name}.toml", rendered(mirrors, insecure))
+    assert_golden("registry-hosts", f"{name}.toml", rendered(mirrors, insecure))
 
 
 def test_mirrors_keep_order_and_upstream_is_the_last_fallback() -> None:

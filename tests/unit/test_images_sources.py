@@ -1,10 +1,8 @@
 """Mirror presets, repository choice, image rewriting, kubeadm's image list and binary/ISO sources.
-Golden files: tests/unit/golden/images-*.txt (MINISAND_UPDATE_GOLDEN=1 rewrites them)."""
+Golden files: tests/unit/golden/images/ (MINISAND_UPDATE_GOLDEN=1 rewrites them); recorded output of a real kubeadm:
+tests/unit/fixtures/kubeadm-images/."""
 
 from __future__ import annotations
-
-import os
-from pathlib import Path
 
 import pytest
 
@@ -12,7 +10,7 @@ from minisand.config.model import MirrorConfig
 from minisand.errors import ExitCode, MinisandError
 from minisand.images import kubeadm
 from minisand.images.presets import ALIYUN_IMAGE_REPOSITORY, known_countries, preset_for
-from minisand.images.ref import parse_image
+from minisand.images.ref import ImageRef, parse_image
 from minisand.images.sources import (
     ImageMirrors,
     binary_sources,
@@ -22,23 +20,14 @@ from minisand.images.sources import (
     source_candidates,
     validate_mirrors,
 )
+from tests.unit.golden import assert_golden, fixture
 
-GOLDEN = Path(__file__).parent / "golden"
 VERSION = "v1.36.4"
 # Addon images of the kinds minisand's addons use: Kubernetes-registry ones (nested and flat) and others.
 ADDON_IMAGES = ("registry.k8s.io/metrics-server/metrics-server:v0.7.2", "registry.k8s.io/pause:3.10.2",
                 "k8s.gcr.io/echoserver:1.4", "docker.io/library/busybox:1.36", "nginx",
                 "quay.io/kata-containers/kata-deploy:3.2.0",
                 "registry.k8s.io/ingress-nginx/controller@sha256:" + "d" * 64)
-
-
-def assert_golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if os.environ.get("MINISAND_UPDATE_GOLDEN") == "1":
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-    assert path.exists(), f"golden file {path} missing: run with MINISAND_UPDATE_GOLDEN=1"
-    assert text == path.read_text(), f"{name} differs from its golden file (MINISAND_UPDATE_GOLDEN=1 to accept)"
 
 
 def image_list(repository: str) -> str:
@@ -59,7 +48,7 @@ def test_rewritten_image_lists_golden(name: str, mirrors: MirrorConfig) -> None:
     candidates = source_candidates(mirrors)
     repo, warning = choose_repository(candidates.repository_candidates, lambda r: True)
     assert warning is None
-    assert_golden(f"images-{name}.txt", image_list(repo))
+    assert_golden("images", f"{name}.txt", image_list(repo))
 
 
 def test_kubeadm_coredns_is_nested_only_in_the_default_repository() -> None:
@@ -78,7 +67,6 @@ def test_every_supported_minor_lists_seven_images_at_its_version(minor: tuple[in
     assert all(i.tag == version for i in images[:4])
     pins = kubeadm.KUBEADM_PINS[minor]
     assert [i.tag for i in images[4:]] == [pins.coredns, pins.pause, pins.etcd]
-    assert pins.source
 
 
 def test_kubeadm_pins_v1_36_match_kubeadm_v1_36_4() -> None:
@@ -93,11 +81,9 @@ def test_unsupported_minor_is_bad_input_listing_supported() -> None:
     assert "v1.33" in err.value.hint and "v1.37" in err.value.hint
 
 
-def test_image_tag_and_images_list_parsing() -> None:
+def test_image_tag_replaces_plus() -> None:
     assert kubeadm.image_tag("v1.36.4+k3s1") == "v1.36.4_k3s1"
-    listed = "\n".join(str(i) for i in kubeadm.control_plane_images(VERSION)) + \
-        "\nW1123 12:00:00.000000 1 version.go:104] could not fetch a Kubernetes version\n\n"
-    assert kubeadm.parse_images_list(listed) == kubeadm.control_plane_images(VERSION)
+    assert str(kubeadm.control_plane_images("v1.36.4+k3s1")[0]) == "registry.k8s.io/kube-apiserver:v1.36.4_k3s1"
 
 
 def test_unknown_country_lists_the_known_ones() -> None:
@@ -199,16 +185,23 @@ def test_validate_mirrors_rejects_bad_input_with_one_line(mirrors: MirrorConfig,
     assert err.value.hint and "\n" not in err.value.one_line()
 
 
-@pytest.mark.parametrize("recorded", sorted(GOLDEN.glob("kubeadm-v1.36.4-*.txt")), ids=lambda p: p.name)
-def test_image_list_equals_real_kubeadm_output(recorded: Path) -> None:
-    """Recorded output of the real kubeadm v1.36.4 binary: our list must be identical, order included."""
-    theirs = kubeadm.parse_images_list(recorded.read_text())
-    repository = theirs[0].name.rsplit("/kube-apiserver", 1)[0]
+def recorded_images(name: str) -> list[ImageRef]:
+    """`kubeadm config images list` output recorded in fixtures/: comment lines (#) and klog lines skipped."""
+    lines = [ln.strip() for ln in fixture(f"kubeadm-images/{name}").splitlines()]
+    return [parse_image(ln) for ln in lines if ln and not ln.startswith("#") and " " not in ln]
+
+
+@pytest.mark.parametrize(("recorded", "repository"), [
+    ("v1.36.4-registry.k8s.io.txt", "registry.k8s.io"),
+    ("v1.36.4-registry.cn-hangzhou.aliyuncs.com_google_containers.txt", ALIYUN_IMAGE_REPOSITORY),
+    ("v1.36.4-mirror.example.com_5000_k8s.txt", "mirror.example.com:5000/k8s"),
+])
+def test_image_list_equals_real_kubeadm_output(recorded: str, repository: str) -> None:
+    """Recorded output of the real kubeadm v1.36.4 binary for the default, cn and a custom repository: our list
+    must be identical, order included."""
+    theirs = recorded_images(recorded)
+    assert len(theirs) == 7 and all(str(i).startswith(repository + "/") for i in theirs)
     assert kubeadm.control_plane_images("v1.36.4", repository) == theirs
-
-
-def test_recorded_kubeadm_outputs_cover_default_cn_and_custom() -> None:
-    assert len(list(GOLDEN.glob("kubeadm-v1.36.4-*.txt"))) == 3
 
 
 def test_advice_for_a_flat_kubernetes_mirror_without_a_repository() -> None:

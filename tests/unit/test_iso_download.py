@@ -1,15 +1,12 @@
-"""minisand.download.fetch and minisand.iso.acquire against a loopback HTTP server that this module starts and
-stops (the network boundary: the server is the fake internet, on 127.0.0.1 only)."""
+"""minisand.download.fetch and minisand.iso.acquire against a loopback HTTP server that each test starts and
+stops (tests/loopback_http.py: the network boundary, the fake internet, on 127.0.0.1 only). The faults that make
+a source fail (redirects, size, encoding, TLS, ...) are in tests/integration/test_download_faults.py."""
 
 from __future__ import annotations
 
 import hashlib
-import http.server
 import io
-import socket
-import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
@@ -19,75 +16,13 @@ from minisand.errors import ExitCode, MinisandError
 from minisand.iso.acquire import acquire_iso, extract_boot_files, local_build
 from minisand.iso.recipe import iso_name
 from minisand.paths import Home
-
-
-@dataclass
-class Served:
-    files: dict[str, bytes] = field(default_factory=dict)
-    faults: dict[str, list[str]] = field(default_factory=dict)  # path -> actions for successive requests
-    requests: list[tuple[str, str | None]] = field(default_factory=list)  # (path, Range header)
-
-
-class _Handler(http.server.BaseHTTPRequestHandler):
-    served: Served
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_GET(self) -> None:
-        served = self.served
-        served.requests.append((self.path, self.headers.get("Range")))
-        faults = served.faults.get(self.path, [])
-        action = faults.pop(0) if faults else "ok"
-        body = served.files.get(self.path)
-        if action == "503":
-            self.send_error(503)
-            return
-        if body is None:
-            self.send_error(404)
-            return
-        start = 0
-        rng = self.headers.get("Range")
-        if rng and rng.startswith("bytes="):
-            start = int(rng[6:].split("-")[0])
-            if start >= len(body):
-                self.send_error(416)
-                return
-            self.send_response(206)
-            self.send_header("Content-Range", f"bytes {start}-{len(body) - 1}/{len(body)}")
-        else:
-            self.send_response(200)
-        part = body[start:]
-        self.send_header("Content-Length", str(len(part)))
-        self.end_headers()
-        if action == "cut":  # promise everything, send half, hang up
-            self.wfile.write(part[: len(part) // 2])
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-            return
-        self.wfile.write(part)
+from tests.loopback_http import LoopbackServer, closed_port_url
 
 
 @pytest.fixture()
-def server() -> Iterator[tuple[str, Served]]:
-    served = Served()
-    handler = type("Handler", (_Handler,), {"served": served})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}", served
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
-        thread.join(timeout=5)
-
-
-def closed_port_url(path: str = "/x.iso") -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    return f"http://127.0.0.1:{port}{path}"
+def server() -> Iterator[tuple[str, LoopbackServer]]:
+    with LoopbackServer() as srv:
+        yield srv.base, srv
 
 
 def sha(data: bytes) -> str:
@@ -104,7 +39,7 @@ def only(path: Path) -> list[str]:
 # ----------------------------------------------------------------------------------------------- fetch
 
 
-def test_download_verifies_and_renames(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_download_verifies_and_renames(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/f.bin"] = PAYLOAD
     dest = download(f"{base}/f.bin", tmp_path / "f.bin", sha256=sha(PAYLOAD), backoff=0)
@@ -112,14 +47,14 @@ def test_download_verifies_and_renames(server: tuple[str, Served], tmp_path: Pat
     assert only(tmp_path) == ["f.bin"]
 
 
-def test_download_reuses_a_verified_file_without_traffic(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_download_reuses_a_verified_file_without_traffic(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     (tmp_path / "f.bin").write_bytes(PAYLOAD)
     download(f"{base}/f.bin", tmp_path / "f.bin", sha256=sha(PAYLOAD), backoff=0)
     assert served.requests == []
 
 
-def test_wrong_checksum_leaves_nothing(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_wrong_checksum_leaves_nothing(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/f.bin"] = PAYLOAD
     with pytest.raises(MinisandError) as e:
@@ -135,7 +70,19 @@ def test_unreachable_url_fails_fast_and_leaves_nothing(tmp_path: Path) -> None:
     assert only(tmp_path) == []
 
 
-def test_mirror_fallback_after_404(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_malformed_and_unsupported_urls_fail_in_one_line(tmp_path: Path) -> None:
+    urls = ["http://", "http://exa mple.com/x", "https://[::1/x", "gopher://x/y", "", "http://127.0.0.1:99999/x",
+            (tmp_path / "missing").as_uri(), tmp_path.as_uri()]
+    with pytest.raises(MinisandError) as e:
+        download(urls, tmp_path / "cache" / "f.bin", sha256=sha(PAYLOAD), retries=1, backoff=0)
+    line = e.value.one_line()
+    assert e.value.code == ExitCode.DOWNLOAD_ERROR and "\n" not in line
+    assert line.count("invalid URL") == 4 and "gopher://" in line and "(empty URL)" in line
+    assert "No such file or directory" in line and "Is a directory" in line
+    assert only(tmp_path / "cache") == []
+
+
+def test_mirror_fallback_after_404(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/mirror/f.bin"] = PAYLOAD
     download([f"{base}/missing/f.bin", f"{base}/mirror/f.bin"], tmp_path / "f.bin", sha256=sha(PAYLOAD),
@@ -144,7 +91,7 @@ def test_mirror_fallback_after_404(server: tuple[str, Served], tmp_path: Path) -
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
 
 
-def test_cut_connection_is_resumed_with_range(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_cut_connection_is_resumed_with_range(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/f.bin"] = PAYLOAD
     served.faults["/f.bin"] = ["cut"]
@@ -155,7 +102,7 @@ def test_cut_connection_is_resumed_with_range(server: tuple[str, Served], tmp_pa
     assert int(served.requests[1][1][6:].rstrip("-")) > 0
 
 
-def test_existing_part_file_is_resumed(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_existing_part_file_is_resumed(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/f.bin"] = PAYLOAD
     (tmp_path / "f.bin.part").write_bytes(PAYLOAD[:1000])
@@ -164,7 +111,7 @@ def test_existing_part_file_is_resumed(server: tuple[str, Served], tmp_path: Pat
     assert (tmp_path / "f.bin").read_bytes() == PAYLOAD
 
 
-def test_server_errors_are_retried(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_server_errors_are_retried(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/f.bin"] = PAYLOAD
     served.faults["/f.bin"] = ["503", "503"]
@@ -172,7 +119,7 @@ def test_server_errors_are_retried(server: tuple[str, Served], tmp_path: Path) -
     assert len(served.requests) == 3
 
 
-def test_retries_are_bounded(server: tuple[str, Served], tmp_path: Path) -> None:
+def test_retries_are_bounded(server: tuple[str, LoopbackServer], tmp_path: Path) -> None:
     base, served = server
     served.files["/f.bin"] = PAYLOAD
     served.faults["/f.bin"] = ["503"] * 10
@@ -238,7 +185,8 @@ def iso_bytes() -> bytes:
     return make_iso()
 
 
-def test_acquire_with_checksum_flag_and_extract(server: tuple[str, Served], home: Path, iso_bytes: bytes) -> None:
+def test_acquire_with_checksum_flag_and_extract(server: tuple[str, LoopbackServer], home: Path,
+                                                iso_bytes: bytes) -> None:
     base, served = server
     served.files["/minisand-9.iso"] = iso_bytes
     h = Home.from_env()
@@ -255,7 +203,7 @@ def test_acquire_with_checksum_flag_and_extract(server: tuple[str, Served], home
     assert len(served.requests) == count
 
 
-def test_acquire_checksum_from_url_sha256(server: tuple[str, Served], home: Path, iso_bytes: bytes) -> None:
+def test_acquire_checksum_from_url_sha256(server: tuple[str, LoopbackServer], home: Path, iso_bytes: bytes) -> None:
     base, served = server
     served.files["/dl/minisand-9.iso"] = iso_bytes
     served.files["/dl/minisand-9.iso.sha256"] = f"{sha(iso_bytes)}  minisand-9.iso\n".encode()
@@ -263,7 +211,7 @@ def test_acquire_checksum_from_url_sha256(server: tuple[str, Served], home: Path
     assert iso.read_bytes() == iso_bytes
 
 
-def test_truncated_iso_is_rejected(server: tuple[str, Served], home: Path, iso_bytes: bytes) -> None:
+def test_truncated_iso_is_rejected(server: tuple[str, LoopbackServer], home: Path, iso_bytes: bytes) -> None:
     base, served = server
     cut = iso_bytes[: len(iso_bytes) - 100_000]
     served.files["/a/minisand-9.iso"] = cut
@@ -279,7 +227,7 @@ def test_truncated_iso_is_rejected(server: tuple[str, Served], home: Path, iso_b
     assert only(h.iso_cache) == []
 
 
-def test_foreign_iso_is_rejected(server: tuple[str, Served], home: Path) -> None:
+def test_foreign_iso_is_rejected(server: tuple[str, LoopbackServer], home: Path) -> None:
     base, served = server
     other = make_iso(label="SOMETHING")
     served.files["/o.iso"] = other
@@ -301,7 +249,7 @@ def test_unreachable_iso_url(home: Path) -> None:
     assert e.value.code == ExitCode.DOWNLOAD_ERROR
 
 
-def test_default_urls_fall_back_to_the_mirror(server: tuple[str, Served], home: Path, iso_bytes: bytes,
+def test_default_urls_fall_back_to_the_mirror(server: tuple[str, LoopbackServer], home: Path, iso_bytes: bytes,
                                               tmp_path: Path) -> None:
     base, served = server
     name = iso_name()

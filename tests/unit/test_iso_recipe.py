@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 
 from minisand.errors import MinisandError
+from minisand.guest import kernel_cmdline
 from minisand.iso.cpio import CpioArchive
 from minisand.iso.image import render_isolinux_cfg
 from minisand.iso.initramfs import load_order, module_index, module_name
-from minisand.iso.layout import kernel_cmdline
 from minisand.iso.recipe import load_recipe, read_list, recipe_dir, recipe_hash
 from minisand.iso.trim import glob_match, modules_to_keep, trim_paths
 

@@ -3,9 +3,8 @@ from __future__ import annotations
 import stat
 from pathlib import Path
 
+from minisand.guest import HOST_KEYS_BEGIN, HOST_KEYS_END
 from minisand.keys import (
-    HOST_KEYS_BEGIN,
-    HOST_KEYS_END,
     ensure_client_key,
     fingerprint,
     host_keys_from_console,

@@ -1,26 +1,12 @@
-"""The kubelet's resolv.conf: qemu's resolver only for a VM guest that has no non-loopback nameserver."""
+"""The kubelet's resolv.conf: qemu's resolver only for a VM guest that has no non-loopback nameserver (the
+node's resolver configuration comes with its facts, read in the one facts command)."""
 
 from __future__ import annotations
 
-from pathlib import PurePosixPath
-from typing import Any
-
 import pytest
 
-from minisand.cluster.kubernetes import KUBELET_RESOLV, _kubelet_resolv
-from minisand.runner.base import RunResult
-
-
-class _Runner:
-    def __init__(self, resolv: str) -> None:
-        self.resolv = resolv
-        self.written: dict[str, bytes] = {}
-
-    def run(self, argv: list[str], **_kw: Any) -> RunResult:
-        return RunResult(tuple(argv), 0, self.resolv.encode(), b"", 0.0)
-
-    def write_file(self, dest: PurePosixPath, data: bytes, **_kw: Any) -> None:
-        self.written[str(dest)] = data
+from minisand.cluster.kubernetes import KUBELET_RESOLV, _kubelet_resolv, _resolv_setting
+from minisand.nodefacts import NodeFacts
 
 
 class _Driver:
@@ -31,7 +17,8 @@ class _Driver:
 class _Node:
     def __init__(self, driver: str, resolv: str) -> None:
         self.driver = _Driver(driver)
-        self.runner = _Runner(resolv)
+        self.facts = NodeFacts(systemd=True, cgroup_v2=True, cap_sys_resource=True, containerd_version="",
+                               ip="10.0.2.15", kernel="7", resolv=resolv)
 
 
 @pytest.mark.parametrize(("driver", "resolv", "expected"), [
@@ -46,7 +33,7 @@ def test_kubelet_resolv(driver: str, resolv: str, expected: bool) -> None:
     node = _Node(driver, resolv)
     got = _kubelet_resolv(node)  # type: ignore[arg-type]
     if expected:
-        assert got == (("resolvConf", str(KUBELET_RESOLV)),)
-        assert node.runner.written == {str(KUBELET_RESOLV): b"nameserver 10.0.2.3\n"}
+        assert got == ((str(KUBELET_RESOLV), "nameserver 10.0.2.3\n"), (("resolvConf", str(KUBELET_RESOLV)),))
+        assert _resolv_setting(node) == (("resolvConf", str(KUBELET_RESOLV)),)  # type: ignore[arg-type]
     else:
-        assert got == () and node.runner.written == {}
+        assert got is None and _resolv_setting(node) == ()  # type: ignore[arg-type]

@@ -15,10 +15,11 @@ import pytest
 
 from minisand.errors import ExitCode, MinisandError
 from minisand.keys import ensure_client_key
-from minisand.runner.base import CommandError, RunResult
+from minisand.runner.base import CommandError
 from minisand.runner.local import LocalRunner
 from minisand.runner.logged import LoggedRunner
 from minisand.runner.ssh import SSHRunner, SSHTarget
+from tests.unit.fakes import FakeRunner, Reply
 from tests.unit.sshdouble import ssh_double
 
 TRICKY = ["a b", "$(touch /tmp/pwned)", "x;y", "'q'", ""]
@@ -73,31 +74,11 @@ def test_local_missing_program_is_a_clear_error() -> None:
 
 
 # -- the command log ------------------------------------------------------------------------------------------
-class _Recorded:
-    """An inner runner double: answers from a table, never executes anything."""
-
-    where = "the double"
-
-    def __init__(self, codes: dict[str, int]) -> None:
-        self.codes = codes
-
-    def run(self, argv: list[str], **kw: object) -> RunResult:
-        r = RunResult(tuple(argv), self.codes.get(argv[0], 0), b"", b"boom" if self.codes.get(argv[0]) else b"",
-                      0.25)
-        if kw.get("check", True) and not r.ok:
-            raise CommandError(r, self.where)
-        return r
-
-    def write_file(self, dest: PurePosixPath, data: bytes, *, mode: int = 0o644, sudo: bool = True) -> None:
-        return None
-
-    def close(self) -> None:
-        return None
-
-
 def test_every_command_is_logged_with_argv_duration_and_exit(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, logger="minisand.commands")
-    runner = LoggedRunner(_Recorded({"false": 1}), "m1")  # type: ignore[arg-type]
+    inner = FakeRunner(where="the double").on("true", reply=Reply(0, seconds=0.25))
+    inner.on("false", reply=Reply(1, err="boom", seconds=0.25))
+    runner = LoggedRunner(inner, "m1")
     runner.run(["true", "x y"])
     with pytest.raises(CommandError):
         runner.run(["false"])
@@ -106,6 +87,7 @@ def test_every_command_is_logged_with_argv_duration_and_exit(caplog: pytest.LogC
     assert records[0] == {"machine": "m1", "argv": ["true", "x y"], "exit": 0, "seconds": 0.25}
     assert records[1]["exit"] == 1 and records[1]["note"] == "boom"
     assert records[2]["argv"] == ["<write>", "/etc/x", "3 bytes", "mode 0600"]
+    assert inner.files == {"/etc/x": b"abc"} and inner.modes == {"/etc/x": 0o600}
 
 
 # -- ssh ------------------------------------------------------------------------------------------------------
@@ -132,6 +114,19 @@ def test_ssh_passes_exit_codes_streams_stdin_and_quoting(client_key: tuple[Path,
         finally:
             r.close()
     assert sshd.seen.sudo[-2:] == [True, False]  # user minisand: sudo -n -- only when asked
+
+
+def test_ssh_prefers_aes_gcm_and_root_needs_no_sudo(client_key: tuple[Path, str]) -> None:
+    key, pub = client_key
+    with ssh_double(pub) as sshd:
+        r = SSHRunner(SSHTarget("127.0.0.1", sshd.port, "root", key, sshd.host_key_line))
+        try:
+            r.run(["true"], sudo=True)
+            transport = r.connect().get_transport()
+            assert transport is not None and transport.local_cipher == "aes128-gcm@openssh.com"
+        finally:
+            r.close()
+    assert sshd.seen.sudo == [False]  # as root: the command runs as it is
 
 
 def test_ssh_rejects_a_host_key_that_is_not_the_pinned_one(client_key: tuple[Path, str]) -> None:

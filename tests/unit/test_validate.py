@@ -30,13 +30,13 @@ def test_cpus(text: str, n: int) -> None:
     assert v.parse_cpus(text) == n
 
 
-def test_cpus_max_is_host_count() -> None:
-    import os
+def test_cpus_max_is_the_hosts_count_within_the_cap() -> None:
+    assert v.parse_cpus("max") == v.parse_cpus(" MAX ") == v.CPUS_MAX
+    assert v.max_cpus(v.HostResources(cpus=2, memory_mb=1)) == 2
+    assert v.max_cpus(v.HostResources(cpus=256, memory_mb=1)) == v.MAX_CPUS
 
-    assert v.parse_cpus("max") == os.cpu_count()
 
-
-@pytest.mark.parametrize("text", ["0", "-2", "65", "two", "1.5"])
+@pytest.mark.parametrize("text", ["0", "-2", "65", "two", "1.5", "", "1e3", "99999999999999999999"])
 def test_bad_cpus(text: str) -> None:
     with pytest.raises(MinisandError) as exc:
         v.parse_cpus(text)
@@ -93,7 +93,44 @@ def test_profile_names() -> None:
             v.check_profile_name(bad)
 
 
-def test_extra_config() -> None:
-    assert v.parse_extra_config("kubelet.max-pods=50") == ("kubelet", "max-pods", "50")
-    with pytest.raises(MinisandError, match="component"):
-        v.parse_extra_config("nosuch.key=1")
+@pytest.mark.parametrize(("fn", "text"), [(v.parse_memory, "99999999g"), (v.parse_memory, "1025g"),
+                                         (v.parse_disk, "17t"), (v.parse_disk, "99999999999999999999g")])
+def test_sizes_above_the_caps(fn: object, text: str) -> None:
+    with pytest.raises(MinisandError, match="above minisand's limit") as exc:
+        fn(text)  # type: ignore[operator]
+    assert exc.value.code == ExitCode.BAD_INPUT and exc.value.hint
+
+
+def test_sizes_at_the_caps() -> None:
+    assert v.parse_memory("1t") == v.MAX_MEMORY_MB
+    assert v.parse_disk("16t") == v.MAX_DISK_MB
+
+
+@pytest.mark.parametrize(("text", "secs"), [("900", 900.0), ("15m", 900.0), ("90s", 90.0), ("1h30m", 5400.0),
+                                            ("2.5m", 150.0), ("24h", 86400.0), (" 15M ", 900.0)])
+def test_durations(text: str, secs: float) -> None:
+    assert v.parse_duration(text, "--wait-timeout") == secs
+
+
+@pytest.mark.parametrize("text", ["nan", "inf", "-inf", "-5", "0", "0s", "", "15x", "m", "24h1s", "1e9", "25h",
+                                  "99999999999999999999999", "1h-5m", "15 m"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(MinisandError) as exc:
+        v.parse_duration(text, "--wait-timeout")
+    assert exc.value.code == ExitCode.BAD_INPUT and "--wait-timeout" in exc.value.message and exc.value.hint
+
+
+@pytest.mark.parametrize(("text", "ok"), [("22", True), ("1", True), ("65535", True), ("0", False),
+                                          ("65536", False), ("-1", False), ("ssh", False), ("", False)])
+def test_ports(text: str, ok: bool) -> None:
+    if ok:
+        assert v.parse_port(text, "--ssh-port") == int(text)
+        return
+    with pytest.raises(MinisandError, match="--ssh-port"):
+        v.parse_port(text, "--ssh-port")
+
+
+@pytest.mark.parametrize("url", ["http://h:0/x", "https://h:0", "file://otherhost/x", "http://h/\x00"])
+def test_bad_url_ports_and_hosts(url: str) -> None:
+    with pytest.raises(MinisandError):
+        v.check_url(url, "--binary-mirror", ("http", "https", "file"))

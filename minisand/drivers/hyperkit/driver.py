@@ -6,13 +6,12 @@ from __future__ import annotations
 import dataclasses
 import platform
 import shutil
-import subprocess
 import time
 import uuid as uuidlib
 from pathlib import Path
 from typing import ClassVar
 
-from minisand.drivers import procs
+from minisand import procs
 from minisand.drivers.base import (
     GUEST_APISERVER_PORT,
     GUEST_SSH_PORT,
@@ -87,7 +86,7 @@ class HyperkitDriver:
             with self.disk.open("wb") as f:
                 f.truncate(self.spec.disk_mb * 1024 * 1024)
         write_seed_iso(self.seed, self.spec.hostname, self.spec.ssh_pubkey)
-        rec = self.record() or MachineRecord(machine=self.spec.machine, driver=self.name,
+        rec = self.record() or MachineRecord(machine=self.spec.machine, driver=self.name, profile=self.spec.profile,
                                              extra={"uuid": str(uuidlib.uuid4())})
         rec.save(self.dir)
 
@@ -97,8 +96,7 @@ class HyperkitDriver:
         self.create()
         rec = self.record()
         assert rec is not None
-        subprocess.Popen(build_argv(self.settings(rec)), stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                         stderr=subprocess.DEVNULL, start_new_session=True)
+        procs.spawn_daemon(build_argv(self.settings(rec)), self.dir / "hyperkit.log")
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             lease = leases.find(leases.parse(leases.LEASES.read_text()) if leases.LEASES.exists() else [],

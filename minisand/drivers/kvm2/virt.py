@@ -38,6 +38,7 @@ def _wrap(what: str, exc: Exception) -> VirtError:
 class DomainInfo:
     state: str  # running | paused | shutoff | shutdown | crashed | other
     exists: bool
+    managed_save: bool = False  # libvirt holds a saved state that the next start restores
 
 
 _STATES = {1: "running", 2: "blocked", 3: "paused", 4: "shutdown", 5: "shutoff", 6: "crashed", 7: "pmsuspended"}
@@ -79,9 +80,10 @@ class Connection:
             return DomainInfo("absent", False)
         try:
             state, _reason = dom.state()
+            saved = bool(dom.hasManagedSaveImage(0)) if state == 5 else False
         except self._lib.libvirtError as exc:
             raise _wrap(f"state of {name}", exc) from None
-        return DomainInfo(_STATES.get(state, "other"), True)
+        return DomainInfo(_STATES.get(state, "other"), True, saved)
 
     def define_domain(self, xml: str) -> None:
         try:
@@ -93,16 +95,59 @@ class Connection:
         dom = self._domain(name)
         return None if dom is None else str(dom.XMLDesc(0))
 
-    def start_domain(self, name: str) -> None:
+    def _defined(self, name: str) -> Any:
         dom = self._domain(name)
         if dom is None:
             raise VirtError(f"domain {name} is not defined", hint="run `minisand start` to recreate it",
                             code=ExitCode.DRIVER_ERROR)
+        return dom
+
+    def start_domain(self, name: str, *, paused: bool = False, force_boot: bool = False) -> None:
+        """Starts the domain: libvirt restores its managed save if it has one (force_boot: boots cold and drops
+        it); paused: the vCPUs wait for resume_domain."""
+        dom = self._defined(name)
+        lib = self._lib
+        flags = (lib.VIR_DOMAIN_START_PAUSED if paused else 0) | (lib.VIR_DOMAIN_START_FORCE_BOOT if force_boot
+                                                                   else 0)
         try:
             if not dom.isActive():
-                dom.create()
-        except self._lib.libvirtError as exc:
+                dom.createWithFlags(flags)
+        except lib.libvirtError as exc:
             raise _wrap(f"starting {name}", exc) from None
+
+    def managed_save(self, name: str) -> None:
+        """libvirt pauses the vCPUs, migrates the domain's state to its managed save file and stops it."""
+        try:
+            self._defined(name).managedSave(0)
+        except self._lib.libvirtError as exc:
+            raise _wrap(f"saving {name}", exc) from None
+
+    def managed_save_remove(self, name: str) -> None:
+        dom = self._domain(name)
+        try:
+            if dom is not None and dom.hasManagedSaveImage(0):
+                dom.managedSaveRemove(0)
+        except self._lib.libvirtError as exc:
+            raise _wrap(f"removing the saved state of {name}", exc) from None
+
+    def suspend_domain(self, name: str) -> None:
+        try:
+            self._defined(name).suspend()
+        except self._lib.libvirtError as exc:
+            raise _wrap(f"pausing {name}", exc) from None
+
+    def resume_domain(self, name: str) -> None:
+        try:
+            self._defined(name).resume()
+        except self._lib.libvirtError as exc:
+            raise _wrap(f"resuming {name}", exc) from None
+
+    def emulator(self, name: str) -> str:
+        """The qemu binary libvirt runs for the domain (its <emulator>)."""
+        import re
+
+        found = re.search(r"<emulator>([^<]+)</emulator>", self.domain_xml(name) or "")
+        return found.group(1).strip() if found else ""
 
     def shutdown_domain(self, name: str) -> None:
         dom = self._domain(name)
@@ -125,6 +170,7 @@ class Connection:
         dom = self._domain(name)
         if dom is None:
             return
+        self.managed_save_remove(name)
         lib = self._lib
         flags = lib.VIR_DOMAIN_UNDEFINE_MANAGED_SAVE | lib.VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA | \
             lib.VIR_DOMAIN_UNDEFINE_NVRAM

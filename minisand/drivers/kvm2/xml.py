@@ -7,7 +7,6 @@ import ipaddress
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from xml.sax.saxutils import quoteattr
 
 from minisand.templating import render
 
@@ -101,7 +100,3 @@ def free_subnet(used: set[ipaddress.IPv4Network], start: int = 39, step: int = 1
             return candidate
         third += step
     raise ValueError("no free 192.168.x.0/24 subnet for a libvirt network")
-
-
-def quote(value: str) -> str:
-    return quoteattr(value)

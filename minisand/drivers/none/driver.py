@@ -14,27 +14,30 @@ import socket
 from pathlib import Path
 from typing import ClassVar
 
-from minisand import ui
+from minisand import hosttools, ui
 from minisand.drivers.base import GUEST_APISERVER_PORT, Health, MachineRecord, MachineSpec, MachineState
 from minisand.errors import ExitCode, MinisandError
+from minisand.hosttools import Role
 from minisand.runner.base import CommandRunner
 from minisand.runner.local import LocalRunner
 from minisand.runner.logged import LoggedRunner
 from minisand.runner.ssh import SSHTarget
 from minisand.services import Services
 
-REQUIRED = ("containerd", "runc", "crictl", "iptables", "conntrack", "nsenter", "ip", "mount")
-
 
 def health() -> Health:
+    """Linux, root, and every program the node runs on this host (minisand.hosttools, role none; systemctl and
+    journalctl too where systemd is PID 1), checked before anything on the host changes."""
     if platform.system() != "Linux":
         return Health(False, "the none driver runs only on Linux", "use a VM driver")
     if os.geteuid() != 0:
         return Health(False, "the none driver needs root", "run minisand as root (sudo -E minisand ...)")
-    missing = [b for b in REQUIRED if not shutil.which(b)]
+    from minisand.services import systemd_is_init
+
+    roles = (Role.NONE, Role.SYSTEMD) if systemd_is_init() else (Role.NONE,)
+    missing = hosttools.gap(*roles)
     if missing:
-        return Health(False, f"missing on this host: {', '.join(missing)}",
-                      "install containerd (>= 1.7), runc, iptables, conntrack, util-linux and iproute2")
+        return Health(False, *missing)
     return Health(True)
 
 
@@ -98,7 +101,7 @@ class NoneDriver:
         if rec is None:
             ui.warn("the none driver changes this host: containerd, kubelet and the control plane will run here, "
                     "with state in /etc/kubernetes, /var/lib/kubelet, /var/lib/etcd and /var/lib/containerd")
-            rec = MachineRecord(machine=self.spec.machine, driver=self.name, ssh_user="root")
+            rec = MachineRecord(machine=self.spec.machine, driver=self.name, profile=self.spec.profile, ssh_user="root")
         ip = node_ip()
         rec = dataclasses.replace(rec, ssh_host="", ssh_port=0, node_ip=ip, apiserver_host=ip,
                                   apiserver_port=GUEST_APISERVER_PORT)

@@ -9,12 +9,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-from minisand.drivers import procs
-from minisand.guestpaths import BIN_DIR, CNI_CONF_DIR, STATE_DIR
+from minisand import guest, procs
+from minisand.guest import BIN_DIR, CNI_CONF_DIR, STATE_DIR
 from minisand.runner.base import CommandRunner
 from minisand.services import ProcessDef, ProcessServices, Services
 
-CONTAINERD_SOCK = Path("/run/containerd/containerd.sock")
+CONTAINERD_SOCK = Path(str(guest.CONTAINERD_SOCK))
 VERSION_FILE = Path(str(STATE_DIR)) / "kubernetes-version"
 
 
@@ -77,7 +77,7 @@ def _kill_shims() -> None:
             continue
         argv = procs.cmdline(int(pid_dir.name))
         if argv and Path(argv[0]).name.startswith("containerd-shim") and "k8s.io" in argv:
-            procs.kill(int(pid_dir.name), "containerd-shim", grace=5)
+            procs.kill(int(pid_dir.name), Path(argv[0]).name, grace=5)
 
 
 def _unmount_under(root: Path) -> None:

@@ -68,6 +68,8 @@ class QemuSettings:
     serial_log: Path
     qmp_socket: Path
     pidfile: Path
+    incoming: bool = False  # wait for a saved state (`-incoming defer`, then QMP migrate-incoming) instead of booting
+    serial_append: bool = False  # keep the console log of the boot this state came from
 
 
 def build_argv(s: QemuSettings) -> list[str]:
@@ -97,7 +99,22 @@ def build_argv(s: QemuSettings) -> list[str]:
         argv += ["-fw_cfg", f"name={name},file={path}"]
     for name, value in s.fw_cfg_strings:
         argv += ["-fw_cfg", f"name={name},string={value}"]
-    argv += ["-chardev", f"file,id=serial0,path={s.serial_log}", "-serial", "chardev:serial0",
+    argv += ["-chardev", f"file,id=serial0,path={s.serial_log}" + (",append=on" if s.serial_append else ""),
+             "-serial", "chardev:serial0",
              "-qmp", f"unix:{s.qmp_socket},server=on,wait=off",
              "-pidfile", str(s.pidfile), "-daemonize"]
+    if s.incoming:
+        argv += ["-incoming", "defer"]
     return argv
+
+
+def device_argv(s: QemuSettings) -> tuple[str, ...]:
+    """The part of the command line a saved state depends on: everything the guest can see. Host-side details
+    (the host ports of the forwards, the pidfile, the monitor socket, console appending) may differ between the
+    save and the resume."""
+    from dataclasses import replace
+
+    from minisand.drivers.savedstate import strip_host_only
+
+    same = replace(s, ssh_port=0, apiserver_port=0, serial_append=False, incoming=False)
+    return strip_host_only(build_argv(same), ("-pidfile", "-qmp", "-incoming"), ("-daemonize",))

@@ -1,4 +1,5 @@
-"""A minimal QMP (QEMU Machine Protocol) client over a unix socket: enough for status, powerdown and quit."""
+"""A minimal QMP (QEMU Machine Protocol) client over a unix socket: status, powerdown, quit, and file descriptors
+handed to qemu (`getfd` with SCM_RIGHTS) for migration to and from a state file."""
 
 from __future__ import annotations
 
@@ -36,11 +37,25 @@ class QMP:
         return data
 
     def execute(self, command: str, **arguments: Any) -> Any:
+        return self._execute(command, arguments, None)
+
+    def send_fd(self, name: str, fd: int) -> None:
+        """Hands qemu a copy of the open file descriptor fd under `name` (QMP getfd, the descriptor travels as
+        SCM_RIGHTS ancillary data with the command): `migrate uri=fd:NAME` then uses it, no path or shell."""
+        self._execute("getfd", {"fdname": name}, fd)
+
+    def _execute(self, command: str, arguments: dict[str, Any], fd: int | None) -> Any:
         msg: dict[str, Any] = {"execute": command}
         if arguments:
             msg["arguments"] = arguments
         try:
-            self._sock.sendall(json.dumps(msg).encode() + b"\n")
+            data = json.dumps(msg).encode() + b"\n"
+            if fd is None:
+                self._sock.sendall(data)
+            else:
+                sent = socket.send_fds(self._sock, [data], [fd])
+                if sent < len(data):
+                    self._sock.sendall(data[sent:])
             while True:
                 reply = self._read()
                 if "return" in reply:

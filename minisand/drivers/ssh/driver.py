@@ -16,7 +16,7 @@ from minisand.errors import ExitCode, MinisandError
 from minisand.keys import fingerprint
 from minisand.runner.base import CommandRunner
 from minisand.runner.logged import LoggedRunner
-from minisand.runner.ssh import SSHRunner, SSHTarget
+from minisand.runner.ssh import SSHRunner, SSHTarget, load_private_key
 
 
 def health() -> Health:
@@ -44,6 +44,7 @@ class SSHDriver:
         if not key.is_file():
             raise MinisandError(f"--ssh-key {o.ssh_key} is not a file", hint="pass a private key file",
                                 code=ExitCode.BAD_INPUT)
+        load_private_key(key, code=ExitCode.BAD_INPUT)
 
     def record(self) -> MachineRecord | None:
         return MachineRecord.load(self.dir)
@@ -57,7 +58,7 @@ class SSHDriver:
         self.preflight()
         self.dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         o = self.spec.options
-        rec = self.record() or MachineRecord(machine=self.spec.machine, driver=self.name)
+        rec = self.record() or MachineRecord(machine=self.spec.machine, driver=self.name, profile=self.spec.profile)
         rec = dataclasses.replace(rec, ssh_user=o.ssh_user, ssh_host=o.ssh_ip or "", ssh_port=o.ssh_port,
                                   node_ip=o.ssh_ip or "", apiserver_host=o.ssh_ip or "",
                                   apiserver_port=GUEST_APISERVER_PORT)
@@ -87,6 +88,8 @@ class SSHDriver:
         if rec is None:
             return MachineState.NONEXISTENT
         if rec.extra.get("state") == "stopped":
+            return MachineState.STOPPED
+        if not rec.host_key:  # never contacted: only `start` may accept (and pin) the machine's host key
             return MachineState.STOPPED
         try:
             r = SSHRunner(self._target(rec), connect_timeout=5)
