@@ -254,7 +254,7 @@ def test_download_faults_and_a_killed_start(none_env: NoneEnv) -> None:
 _FAILING_CTR = """#!/bin/sh
 # stands in for ctr: fails the image listing and the preload import (after containerd was started, whatever an
 # earlier test left in its image store), passes everything else to the real ctr
-case " $* " in *" images "*) echo "ctr: injected failure" >&2; exit 7;; esac
+case " $* " in *" images "*) date +%s.%N >> {stamp}; echo "ctr: injected failure" >&2; exit 7;; esac
 exec {real} "$@"
 """
 
@@ -282,7 +282,8 @@ def test_a_tool_failing_partway_ends_the_start_at_once(none_env: NoneEnv, tmp_pa
     assert real
     bindir = tmp_path / "bin"
     bindir.mkdir()
-    (bindir / "ctr").write_text(_FAILING_CTR.format(real=real))
+    stamp = tmp_path / "failed-at"
+    (bindir / "ctr").write_text(_FAILING_CTR.format(real=real, stamp=stamp))
     (bindir / "ctr").chmod(0o755)
     cli = none_env.cli("none-fail", none_env.home / "fail")
     env = {**cli.env(), "PATH": f"{bindir}:{os.environ['PATH']}"}
@@ -292,6 +293,7 @@ def test_a_tool_failing_partway_ends_the_start_at_once(none_env: NoneEnv, tmp_pa
     try:
         code = proc.wait(timeout=900)
         t_exit = time.monotonic()
+        exited_at = time.time()
         holders = _pipe_holders(proc.stdout.fileno(), proc.stderr.fileno())
         _out, err = proc.communicate(timeout=10)  # EOF right away: nothing else holds the pipes
         eof_after = time.monotonic() - t_exit
@@ -300,6 +302,9 @@ def test_a_tool_failing_partway_ends_the_start_at_once(none_env: NoneEnv, tmp_pa
             proc.kill()
     assert holders == [], f"processes still hold minisand's stdout/stderr: {holders}"
     assert eof_after < 5
+    assert stamp.exists(), "the injected failure never ran"
+    exit_after_failure = exited_at - float(stamp.read_text().split()[0])
+    assert exit_after_failure < 20, f"minisand took {exit_after_failure:.1f}s to exit after the tool failed"
     assert code == 50, err  # GUEST_ERROR: the command that failed on the node
     last = err.decode().strip().splitlines()[-1]
     assert last.startswith("minisand: ") and "injected failure" in last and "hint:" in last, err

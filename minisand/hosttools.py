@@ -95,6 +95,7 @@ REQUIREMENTS: tuple[Requirement, ...] = (
     _r("ethtool", N, D, why="kubeadm's preflight"),
     _r("socat", N, D, why="kubectl port-forward, kubeadm's preflight"),
     _r("dash", N, ISO, D, program="sh", why="the file-writing constant scripts"),
+    _r("bash", D, why="the project's scripts (scripts/setup, scripts/test, scripts/demo) and their tests"),
     *(_r("coreutils", N, ISO, D, program=p) for p in (
         "cat", "rm", "mkdir", "rmdir", "mv", "chmod", "test", "true", "sha256sum", "sha512sum", "touch", "uname",
         "chroot", "du", "nice", "printf", "echo", "false", "env", "sync", "date")),

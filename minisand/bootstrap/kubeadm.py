@@ -32,6 +32,12 @@ JOIN_DONE = STATE_DIR / "kubeadm-join.done"
 EARLY_PHASES = ("preflight", "certs", "kubeconfig", "kubelet-start")  # run one by one before the kubelet starts
 # system:masters, written by the kubeconfig phase: admin.conf's group gets its ClusterRoleBinding only later in init
 SUPER_ADMIN_KUBECONFIG = PurePosixPath("/etc/kubernetes/super-admin.conf")
+# The kubelet's cap on crash-loop back-off (KubeletCrashLoopBackOffMax, beta and on by default from v1.35; the
+# kubelet refuses the field where the gate is off). After a cold boot under emulation the apiserver takes minutes to
+# report healthy, and the controller-manager gives up after 10 s and exits each time: with the default 5-minute cap its
+# back-off, not the apiserver, decided when the cluster answered again.
+CRASH_LOOP_MAX = "20s"
+CRASH_LOOP_MAX_SINCE = (1, 35)
 IGNORED_PREFLIGHT = ("NumCPU", "Mem", "Swap", "SystemVerification",
                      "FileContent--proc-sys-net-bridge-bridge-nf-call-iptables", "Port-10250")
 
@@ -85,6 +91,8 @@ def render_init(p: KubeadmParams) -> str:
     sans = list(dict.fromkeys(["127.0.0.1", "localhost", p.node_ip, CONTROL_PLANE_HOST, p.control_plane_host,
                                *p.cert_sans]))
     proxy = kube_proxy_settings(p.extra_config)
+    major, minor, _ = version_tuple(p.kubernetes_version)
+    crash_loop_max = CRASH_LOOP_MAX if (major, minor) >= CRASH_LOOP_MAX_SINCE else ""
     return render(
         "kubeadm/v1beta4.yaml.j2", cri_socket=CRI_SOCKET, token=p.token, node_ip=p.node_ip,
         apiserver_port=APISERVER_PORT,
@@ -97,7 +105,7 @@ def render_init(p: KubeadmParams) -> str:
         apiserver_args=_args(p.extra_config, "apiserver"),
         controller_manager_args=_args(p.extra_config, "controller-manager"),
         scheduler_args=_args(p.extra_config, "scheduler"), cgroup_driver=p.cgroup_driver,
-        fail_cgroup_v1=p.fail_cgroup_v1, kubelet_config=list(p.kubelet_config),
+        fail_cgroup_v1=p.fail_cgroup_v1, kubelet_config=list(p.kubelet_config), crash_loop_max=crash_loop_max,
         kube_proxy_fields=list(proxy.fields), kube_proxy_sections=[(s, list(f)) for s, f in proxy.sections])
 
 

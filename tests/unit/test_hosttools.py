@@ -139,3 +139,32 @@ def test_requirement_hints() -> None:
     assert apt.install_hint() == "apt-get install kmod"
     setup = Requirement("cri-tools", frozenset({Role.NONE}), program="crictl", source=Source.SETUP)
     assert "scripts/setup" in setup.install_hint()
+
+
+@pytest.mark.parametrize("gone, package", [("qemu-img", "qemu-utils"), ("cp", "coreutils")])
+def test_qemu_health_comes_from_the_registry(monkeypatch: pytest.MonkeyPatch, gone: str, package: str) -> None:
+    from minisand.drivers.qemu import driver as qemu
+
+    real = hosttools.locate
+    monkeypatch.setattr(hosttools, "locate", lambda p: None if p == gone else (real(p) or f"/usr/bin/{p}"))
+    health = qemu.health()
+    assert not health.ok and gone in health.reason and f"apt-get install {package}" in health.fix
+
+
+@pytest.mark.parametrize("gone, package", [("dnsmasq", "dnsmasq-base"), ("libvirtd", "libvirt-daemon-system"),
+                                           ("qemu-img", "qemu-utils")])
+def test_kvm2_health_comes_from_the_registry(monkeypatch: pytest.MonkeyPatch, gone: str, package: str) -> None:
+    from minisand.drivers.kvm2 import driver as kvm2
+
+    real = hosttools.locate
+    monkeypatch.setattr(hosttools, "locate", lambda p: None if p == gone else (real(p) or f"/usr/bin/{p}"))
+    health = kvm2.health("qemu:///system")
+    assert not health.ok and gone in health.reason and f"apt-get install {package}" in health.fix
+
+
+def test_kvm2_against_a_remote_libvirt_needs_only_qemu_img_here(monkeypatch: pytest.MonkeyPatch) -> None:
+    from minisand.drivers.kvm2 import driver as kvm2
+
+    monkeypatch.setattr(hosttools, "locate", lambda p: None)
+    health = kvm2.health("qemu+ssh://builder.example/system")
+    assert not health.ok and "qemu-img" in health.reason and "dnsmasq" not in health.reason

@@ -66,9 +66,11 @@ API_FIELDS: dict[tuple[str, str], Fields] = {
                                                        "unsafeSkipCAVerification")),
                       "file": None, "tlsBootstrapToken": None},
         "controlPlane": None, "skipPhases": None, "patches": None, "timeouts": TIMEOUTS},
-    ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"): dict.fromkeys((
-        "cgroupDriver", "containerRuntimeEndpoint", "failSwapOn", "failCgroupV1", "hairpinMode", "clusterDomain",
-        "runtimeRequestTimeout", "imageGCHighThresholdPercent", "evictionHard", "resolvConf")),
+    ("kubelet.config.k8s.io/v1beta1", "KubeletConfiguration"): {
+        **dict.fromkeys(("cgroupDriver", "containerRuntimeEndpoint", "failSwapOn", "failCgroupV1", "hairpinMode",
+                         "clusterDomain", "runtimeRequestTimeout", "imageGCHighThresholdPercent", "evictionHard",
+                         "resolvConf")),
+        "crashLoopBackOff": {"maxContainerRestartPeriod": None}},
     ("kubeproxy.config.k8s.io/v1alpha1", "KubeProxyConfiguration"): {
         **dict.fromkeys(("featureGates", "clientConnection", "logging", "hostnameOverride", "bindAddress",
                          "healthzBindAddress", "metricsBindAddress", "bindAddressHardFail", "enableProfiling",
@@ -260,3 +262,13 @@ def test_bad_extra_config_is_refused_with_what_is_supported(text: str, needle: s
         parse_extra_config(text)
     assert exc.value.code == ExitCode.BAD_INPUT
     assert needle in exc.value.one_line()
+
+
+@pytest.mark.parametrize("version, capped", [("v1.36.4", True), ("v1.35.0", True), ("v1.34.2", False)])
+def test_crash_loop_back_off_is_capped_where_the_kubelet_accepts_it(version: str, capped: bool) -> None:
+    """KubeletCrashLoopBackOffMax is on by default from v1.35; an older kubelet refuses the field."""
+    text = kubeadm.render_init(kubeadm.KubeadmParams(
+        kubernetes_version=version, cluster_name="m", node_name="m", node_ip="10.0.2.15",
+        image_repository="registry.k8s.io", token="abcdef.0123456789abcdef"))
+    kubelet = next(d for d in yaml.safe_load_all(text) if d["kind"] == "KubeletConfiguration")
+    assert (kubelet.get("crashLoopBackOff") == {"maxContainerRestartPeriod": "20s"}) is capped
