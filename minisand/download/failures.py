@@ -35,28 +35,18 @@ class Failure:
 
 def source_names(urls: Sequence[str]) -> list[str]:
     """Short names for the sources: host[:port] when that tells them apart, else host[:port]/path."""
-    hosts = [_host(u) for u in urls]
-    return [h if hosts.count(h) == 1 else _host_and_path(u) for u, h in zip(urls, hosts, strict=True)]
+    hosts = [_label(u) for u in urls]
+    return [h if hosts.count(h) == 1 else _label(u, with_path=True) for u, h in zip(urls, hosts, strict=True)]
 
 
-def _host(url: str) -> str:
+def _label(url: str, with_path: bool = False) -> str:
     try:
         parts = urlsplit(url)
     except ValueError:
         return url
     if parts.scheme == "file" or not parts.netloc:
         return unquote(parts.path) or url or "(empty URL)"
-    return parts.netloc.rpartition("@")[2]
-
-
-def _host_and_path(url: str) -> str:
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return url
-    if parts.scheme == "file" or not parts.netloc:
-        return unquote(parts.path) or url or "(empty URL)"
-    return parts.netloc.rpartition("@")[2] + parts.path
+    return parts.netloc.rpartition("@")[2] + (parts.path if with_path else "")
 
 
 def short(reason: str) -> str:

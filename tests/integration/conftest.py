@@ -9,7 +9,7 @@ import pytest
 
 from e2e.lab import Lab, LabEndpoints
 from tests.integration.helpers.containerd import ContainerdHost
-from tests.integration.helpers.labpods import lab_containerd
+from tests.integration.helpers.labpods import Pods, lab_containerd
 from tests.integration.helpers.libvirtd import Libvirtd, libvirtd_in_netns
 from tests.integration.helpers.netns import NetNS, network_namespace
 
@@ -39,3 +39,13 @@ def inside(lab: Lab, netns: NetNS) -> LabEndpoints:
 def ctd(netns: NetNS, inside: LabEndpoints, lab: Lab) -> Iterator[ContainerdHost]:
     with lab_containerd(lab, netns, inside) as host:
         yield host
+
+
+@pytest.fixture()
+def pods(ctd: ContainerdHost, tmp_path: Path) -> Iterator[Pods]:
+    """Pods run through the lab containerd's CRI, removed at the end of the test."""
+    p = Pods(ctd, tmp_path)
+    try:
+        yield p
+    finally:
+        p.cleanup()

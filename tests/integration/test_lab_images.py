@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -42,15 +41,6 @@ def test_pulls_through_mirrors_are_served_by_the_lab(lab: Lab, ctd: ContainerdHo
     cn_ref = f"{CN}/google_containers/kube-scheduler:{inside.kubernetes_version}"
     pull_image(ctd.runner, cn_ref, crictl=Crictl(str(ctd.crictl_bin), ctd.socket), timeout=600)
     assert served_for(lab, "google_containers/kube-scheduler", CN)
-
-
-@pytest.fixture()
-def pods(ctd: ContainerdHost, tmp_path: Path) -> Iterator[Pods]:
-    p = Pods(ctd, tmp_path)
-    try:
-        yield p
-    finally:
-        p.cleanup()
 
 
 def test_nginx_serves_and_execs(pods: Pods, netns: NetNS, inside: LabEndpoints) -> None:

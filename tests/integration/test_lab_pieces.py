@@ -46,15 +46,6 @@ def manifest(lab: Lab) -> BuildManifest:
     return lab.manifest()
 
 
-@pytest.fixture()
-def pods(ctd: ContainerdHost, tmp_path: Path) -> Iterator[Pods]:
-    p = Pods(ctd, tmp_path)
-    try:
-        yield p
-    finally:
-        p.cleanup()
-
-
 def pull(host: ContainerdHost, ref: str) -> None:
     pull_image(host.runner, ref, crictl=Crictl(str(host.crictl_bin), host.socket), timeout=600)
 
